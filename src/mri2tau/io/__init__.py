@@ -1,0 +1,1 @@
+"""Input/output: DICOM, NIfTI, BIDS, atomic writes."""

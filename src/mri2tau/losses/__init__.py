@@ -1,0 +1,1 @@
+"""mri2tau.losses."""

@@ -1,0 +1,87 @@
+# Config loading + validation, path patterns shared by every stage, and input functions.
+import csv
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+from mri2tau.config import resolve_config, schema_files
+
+min_version("9.0")
+
+_resolved = resolve_config(config)
+config.clear()
+config.update(_resolved)
+validate(config, "../schemas/config.schema.yaml")
+for _section, _schema in schema_files(Path(workflow.basedir) / "workflow" / "schemas").items():
+    if _section in config:
+        validate(config[_section], str(_schema))
+
+R = config["results_dir"]
+TPL = config["template"]["name"]
+
+wildcard_constraints:
+    sub="[A-Za-z0-9]+",
+    ses="[A-Za-z0-9]+",
+
+
+# ---------------------------------------------------------------- path patterns
+# Raw BIDS (conversion output)
+BIDS = f"{R}/bids"
+SES_PREFIX = "sub-{sub}/ses-{ses}/"
+T1W = f"{BIDS}/sub-{{sub}}/ses-{{ses}}/anat/sub-{{sub}}_ses-{{ses}}_T1w.nii.gz"
+T1W_JSON = f"{BIDS}/sub-{{sub}}/ses-{{ses}}/anat/sub-{{sub}}_ses-{{ses}}_T1w.json"
+PET = f"{BIDS}/sub-{{sub}}/ses-{{ses}}/pet/sub-{{sub}}_ses-{{ses}}_trc-18FAV1451_pet.nii.gz"
+PET_JSON = f"{BIDS}/sub-{{sub}}/ses-{{ses}}/pet/sub-{{sub}}_ses-{{ses}}_trc-18FAV1451_pet.json"
+PARTICIPANTS = f"{BIDS}/participants.tsv"
+DATASET_DESCRIPTION = f"{BIDS}/dataset_description.json"
+PAIRS = f"{R}/convert/pairs.tsv"
+EXCLUDED = f"{R}/convert/excluded.tsv"
+
+# BIDS-derivatives (preprocessing output)
+DERIV = f"{R}/derivatives/mri2tau"
+_D = f"{DERIV}/sub-{{sub}}/ses-{{ses}}"
+_S = "sub-{sub}_ses-{ses}"
+T1_TEMPLATE = f"{_D}/anat/{_S}_space-{TPL}_desc-preproc_T1w.nii.gz"
+BRAIN_MASK_TEMPLATE = f"{_D}/anat/{_S}_space-{TPL}_desc-brain_mask.nii.gz"
+BRAIN_MASK_NATIVE = f"{_D}/anat/{_S}_desc-brain_mask.nii.gz"
+T1_N4 = f"{_D}/anat/{_S}_desc-n4_T1w.nii.gz"
+XFM_AFFINE = f"{_D}/anat/{_S}_from-T1w_to-{TPL}_mode-image_desc-affine_xfm.mat"
+XFM_WARP = f"{_D}/anat/{_S}_from-T1w_to-{TPL}_mode-image_desc-warp_xfm.nii.gz"
+XFM_INVWARP = f"{_D}/anat/{_S}_from-{TPL}_to-T1w_mode-image_desc-warp_xfm.nii.gz"
+PET_MEAN_NATIVE = f"{_D}/pet/{_S}_trc-18FAV1451_desc-mean_pet.nii.gz"
+PET_MOTION = f"{_D}/pet/{_S}_trc-18FAV1451_desc-motion_timeseries.tsv"
+XFM_PET2T1 = f"{_D}/pet/{_S}_from-pet_to-T1w_mode-image_xfm.mat"
+SUVR_TEMPLATE = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-suvr_pet.nii.gz"
+SUVR_STATS = f"{_D}/pet/{_S}_trc-18FAV1451_desc-reference_stats.tsv"
+SUVR_STD_TEMPLATE = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-suvrstd_pet.nii.gz"
+HARMONIZATION_PARAMS = f"{DERIV}/harmonization.json"
+SPLITS = f"{R}/splits.tsv"
+
+
+def log_path(rule_name, per_subject=True):
+    """logs/<rule>/<subject>.log (SPEC §7)."""
+    return f"logs/{rule_name}/sub-{{sub}}_ses-{{ses}}.log" if per_subject else f"logs/{rule_name}/all.log"
+
+
+# ---------------------------------------------------------------- sessions (from the checkpoint)
+def sessions():
+    """(sub, ses) pairs selected by the conversion checkpoint (MRI–PET pairs within the window)."""
+    pairs = checkpoints.select_series.get().output.pairs
+    with open(pairs, newline="") as fh:
+        return [(row["sub"], row["ses"]) for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def expand_sessions(pattern):
+    """``pattern`` for every selected session."""
+    return [pattern.format(sub=s, ses=v) for s, v in sessions()]
+
+
+# Each stage file appends the final targets it contributes (functions of wildcards or paths).
+FINAL_TARGETS = []
+
+
+def all_targets(wildcards):
+    out = []
+    for target in FINAL_TARGETS:
+        out.extend(target() if callable(target) else [target])
+    return out

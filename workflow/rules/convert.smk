@@ -1,0 +1,1 @@
+# Stage: convert. (not built yet)

@@ -1,0 +1,1 @@
+# Stage: demo. (not built yet)

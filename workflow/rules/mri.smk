@@ -1,0 +1,1 @@
+# Stage: mri. (not built yet)

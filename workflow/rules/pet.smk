@@ -1,0 +1,1 @@
+# Stage: pet. (not built yet)

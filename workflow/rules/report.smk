@@ -1,0 +1,1 @@
+# Stage: report. (not built yet)

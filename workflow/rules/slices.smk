@@ -1,0 +1,1 @@
+# Stage: slices. (not built yet)

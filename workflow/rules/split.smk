@@ -1,0 +1,1 @@
+# Stage: split. (not built yet)

@@ -1,0 +1,1 @@
+# Stage: synthesize. (not built yet)
