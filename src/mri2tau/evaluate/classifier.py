@@ -112,7 +112,7 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(xb)
+            total += loss.item() * len(xb)
             count += len(xb)
         history.append({"epoch": epoch, "loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0]})
         scheduler.step()
