@@ -1,0 +1,78 @@
+"""The papers' tables from per-slice (or per-volume) metric rows.
+
+Input rows: one per (model, subject, slice) with columns ``model, sub, dx_group, mse, psnr,
+ssim`` and optionally ``mse_brain, psnr_brain, ssim_brain``. Cells are "mean ± sd" over rows
+(as the MCR-VQGAN paper reports per test slice). Every table is written as TSV (numbers) and
+Markdown (formatted cells).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mri2tau.io.atomic import write_text_atomic, write_tsv_atomic
+
+METRICS = ("mse", "psnr", "ssim")
+BRAIN_METRICS = ("mse_brain", "psnr_brain", "ssim_brain")
+# Table I rows: the VQGAN baseline and the three MCR-VQGAN ablation steps, in paper order.
+ABLATION_ORDER = ("vqgan", "mcr_vqgan_ms", "mcr_vqgan_ms_res", "mcr_vqgan")
+DX_ORDER = ("CN", "MCI", "AD")
+_DECIMALS = {"mse": 4, "psnr": 2, "ssim": 4}
+
+
+def _fmt(mean: float, sd: float, metric: str) -> str:
+    d = _DECIMALS[metric.removesuffix("_brain")]
+    sd_text = "n/a" if np.isnan(sd) else f"{sd:.{d}f}"
+    return f"{mean:.{d}f} ± {sd_text}"
+
+
+def metric_table(rows: pd.DataFrame, by: list[str], order: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """Mean, sd and n of every metric present, grouped by ``by``; optional row order per column."""
+    metrics = [m for m in (*METRICS, *BRAIN_METRICS) if m in rows.columns]
+    data = rows.replace([np.inf, -np.inf], np.nan)
+    stats = data.groupby(by, sort=False)[metrics].agg(["mean", "std"])
+    stats.columns = [f"{m}_{s}" for m, s in stats.columns]
+    stats["n"] = data.groupby(by, sort=False).size()
+    stats = stats.reset_index()
+    for column, wanted in (order or {}).items():
+        rank = {v: i for i, v in enumerate(wanted)}
+        stats = stats[stats[column].isin(rank)] if wanted else stats
+        stats = stats.sort_values(column, key=lambda s: s.map(rank), kind="stable")
+    return stats.reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame, by: list[str]) -> str:
+    """Markdown with "mean ± sd" cells for each metric in ``table``."""
+    shown = table[by + ["n"]].copy()
+    for metric in (*METRICS, *BRAIN_METRICS):
+        if f"{metric}_mean" in table:
+            shown[metric.upper().replace("_BRAIN", " (brain)")] = [
+                _fmt(m, s, metric) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])
+            ]
+    return shown.to_markdown(index=False) + "\n"
+
+
+def write_table(table: pd.DataFrame, by: list[str], stem: str | Path, title: str) -> None:
+    """Write ``<stem>.tsv`` and ``<stem>.md`` (with a title line) atomically."""
+    write_tsv_atomic(f"{stem}.tsv", table)
+    write_text_atomic(f"{stem}.md", f"## {title}\n\n" + to_markdown(table, by))
+
+
+def paper_tables(rows: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Tables I (ablation), III (all models) and IV (per diagnosis group) into ``out_dir``."""
+    out = Path(out_dir)
+    tables = {
+        "table1_ablation": (metric_table(rows, ["model"], {"model": ABLATION_ORDER}), ["model"],
+                            "Table I - MCR-VQGAN ablation (mean ± sd over test slices)"),
+        "table3_models": (metric_table(rows, ["model"]), ["model"], "Table III - all models"),
+        "table4_diagnosis": (metric_table(rows, ["model", "dx_group"], {"dx_group": DX_ORDER}),
+                             ["model", "dx_group"], "Table IV - per diagnosis group (CN / MCI / AD)"),
+    }
+    for stem, (table, by, title) in tables.items():
+        if stem == "table4_diagnosis":
+            table = table.sort_values(["model"], kind="stable").reset_index(drop=True)
+        write_table(table, by, out / stem, title)
+    return {stem: t for stem, (t, _, _) in tables.items()}
