@@ -1,0 +1,1 @@
+"""Conversion stage: ADNI DICOM tree + clinical CSV -> selected MRI-PET pairs -> raw BIDS."""
