@@ -1,0 +1,295 @@
+"""Run the project's Snakemake workflow in a throw-away working directory and read its plans.
+
+A working directory gets its own copy of the workflow code (``Snakefile``, ``workflow/``,
+``envs/``, ``profiles/``) so a test may edit a script or the config there without touching the
+repository, plus a ``config.yaml`` written from a dict. Jobs are named ``rule[key=value,...]``
+(wildcards sorted), the same in a dry run's plan and in the job DAG, so tests can assert exact
+job sets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW_PATHS = ("Snakefile", "workflow", "envs", "profiles")
+RULE_FILES = REPO / "workflow" / "rules"
+
+# The demo DAG through conversion and preprocessing, small: 2 subjects, coarse voxels.
+SMALL_DEMO = {
+    "preset": "demo",
+    "demo": {"subjects": 2, "seed": 0, "voxel_mm": 4.0},
+    "template": {"resolution_mm": 4.0},
+}
+
+
+def copy_workflow(workdir: Path, config: dict[str, Any]) -> Path:
+    """Copy the workflow code into ``workdir`` and write ``config`` as its ``config.yaml``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_PATHS:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, workdir / name)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
+
+
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment with this interpreter's bin dir (snakemake, dcm2niix) first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    base = {**os.environ, **(extra or {})}
+    base["PATH"] = f"{bin_dir}:{base.get('PATH', '')}"
+    return base
+
+
+def snakemake_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *args]
+
+
+def run(workdir: Path, *args: str, timeout: float = 600, environ: dict[str, str] | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run ``snakemake ARGS`` in ``workdir``; stdout+stderr together in ``.stdout``.
+
+    With ``check`` a non-zero exit raises AssertionError quoting the output's tail.
+    """
+    res = subprocess.run(snakemake_cmd(*args), cwd=workdir, env=environ or env(), timeout=timeout,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    if check and res.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} exited {res.returncode}:\n{res.stdout[-6000:]}")
+    return res
+
+
+# ---------------------------------------------------------------- job names
+def job_name(rule: str, wildcards: dict[str, str]) -> str:
+    """``rule[k1=v1,k2=v2]`` with keys sorted (``rule`` alone without wildcards)."""
+    if not wildcards:
+        return rule
+    return f"{rule}[{','.join(f'{k}={wildcards[k]}' for k in sorted(wildcards))}]"
+
+
+_JOB_HEAD = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+_STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+
+
+def parse_dry_run(text: str) -> Counter[str]:
+    """Jobs a ``snakemake -n`` run plans, as a Counter of job names (1 each normally).
+
+    Cross-checked against Snakemake's own "Job stats" table so a format change fails loudly.
+    """
+    jobs: Counter[str] = Counter()
+    rule = None
+    wildcards: dict[str, str] = {}
+
+    def flush() -> None:
+        if rule is not None:
+            jobs[job_name(rule, wildcards)] += 1
+
+    for line in text.splitlines():
+        head = _JOB_HEAD.match(line)
+        if head:
+            flush()
+            rule, wildcards = head.group(1), {}
+        elif rule is not None and line.startswith("    wildcards: "):
+            pairs = line.split(":", 1)[1].strip().split(", ")
+            wildcards = dict(p.split("=", 1) for p in pairs if p)
+        elif rule is not None and not line.startswith("    "):
+            flush()
+            rule = None
+    flush()
+    stats = _job_stats(text)
+    per_rule = Counter(name.split("[", 1)[0] for name in jobs.elements())
+    if stats != per_rule:
+        raise AssertionError(f"dry-run parse disagrees with Job stats: parsed {per_rule}, stats {stats}")
+    return jobs
+
+
+def _job_stats(text: str) -> Counter[str]:
+    """The first "Job stats" table of a dry run (rule -> count), without the total row."""
+    if "Nothing to be done" in text:
+        return Counter()
+    lines = text.splitlines()
+    start = lines.index("Job stats:") + 3  # header, dashes
+    stats: Counter[str] = Counter()
+    for line in lines[start:]:
+        row = _STATS_ROW.match(line.strip())
+        if not row:
+            break
+        if row.group(1) != "total":
+            stats[row.group(1)] = int(row.group(2))
+    return stats
+
+
+def planned_jobs(workdir: Path, *args: str) -> set[str]:
+    """Job names a dry run (``snakemake -n ARGS``) would execute now."""
+    res = run(workdir, "-n", *args)
+    return set(parse_dry_run(res.stdout))
+
+
+# ---------------------------------------------------------------- job DAG
+_NODE = re.compile(r'^\s*(\d+)\[label = "([^"]*)"')
+_EDGE = re.compile(r"^\s*(\d+) -> (\d+)\s*$")
+
+
+def job_dag(workdir: Path, *args: str) -> dict[str, set[str]]:
+    """The whole job DAG for ``ARGS`` (as with --forceall): job -> jobs that consume its output."""
+    res = run(workdir, "--dag", "--forceall", *args)
+    names: dict[str, str] = {}
+    children: dict[str, set[str]] = {}
+    for line in res.stdout.splitlines():
+        if node := _NODE.match(line):
+            rule, *wc = node.group(2).split("\\n")
+            names[node.group(1)] = job_name(rule, dict(w.split(": ", 1) for w in wc))
+        elif edge := _EDGE.match(line):
+            children.setdefault(edge.group(1), set()).add(edge.group(2))
+    return {names[i]: {names[c] for c in children.get(i, ())} for i in names}
+
+
+def rule_of(job: str) -> str:
+    return job.split("[", 1)[0]
+
+
+def jobs_of(dag: dict[str, set[str]], rules: Iterable[str]) -> set[str]:
+    rules = set(rules)
+    return {j for j in dag if rule_of(j) in rules}
+
+
+def with_downstream(dag: dict[str, set[str]], jobs: Iterable[str]) -> set[str]:
+    """``jobs`` and every job that (transitively) consumes their outputs."""
+    todo, seen = list(jobs), set()
+    while todo:
+        job = todo.pop()
+        if job not in seen:
+            seen.add(job)
+            todo.extend(dag.get(job, ()))
+    return seen
+
+
+# ---------------------------------------------------------------- workflow rules
+_HEAD = re.compile(r"^(?:rule|checkpoint) (\w+):")
+
+
+def rule_blocks(path: Path) -> dict[str, str]:
+    """Rule name -> the text of its block, for top-level ``rule``/``checkpoint`` in one file."""
+    blocks: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        if head := _HEAD.match(line):
+            current = head.group(1)
+            blocks[current] = []
+        elif line and not line[0].isspace() and not line.startswith("#"):
+            current = None
+        elif current is not None:
+            blocks[current].append(line)
+    return {name: "\n".join(lines) for name, lines in blocks.items()}
+
+
+def directive(block: str, name: str) -> str | None:
+    """The text of directive ``name`` in a rule block (its line and deeper-indented lines)."""
+    m = re.search(rf"^( +){name}:(.*(?:\n\1 +.*)*)", block, re.M)
+    return m.group(2) if m else None
+
+
+def stage_rules(*stages: str) -> list[str]:
+    """Rules defined in ``workflow/rules/<stage>.smk`` for each stage, in file order."""
+    return [name for st in stages for name in rule_blocks(RULE_FILES / f"{st}.smk")]
+
+
+def rule_scripts(workdir: Path = REPO) -> dict[str, list[str]]:
+    """Script path (relative to ``workdir``) -> rules that run it."""
+    out: dict[str, list[str]] = {}
+    for smk in sorted((workdir / "workflow" / "rules").glob("*.smk")):
+        for name, block in rule_blocks(smk).items():
+            script = directive(block, "script")
+            if script:
+                rel = os.path.normpath(Path("workflow/rules") / script.strip().strip("\"'"))
+                out.setdefault(rel, []).append(name)
+    return out
+
+
+def declared_rules() -> set[str]:
+    """Rule names the workflow defines (``snakemake --list-rules`` on the repo)."""
+    out = subprocess.run(snakemake_cmd("--list-rules"), cwd=REPO, env=env(), capture_output=True,
+                         text=True, timeout=300, check=True).stdout  # fmt: skip
+    return {line.strip() for line in out.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
+
+
+# ---------------------------------------------------------------- reference run
+PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet")
+_REFERENCE: dict[str, Path] = {}
+
+
+def preprocessing_target() -> list[str]:
+    """Command-line target for the demo DAG through conversion and preprocessing."""
+    return ["all", "--until", *stage_rules(*PREPROCESSING_STAGES)]
+
+
+def reference_run(base: Path) -> Path:
+    """A finished local run (profiles/local) of :func:`preprocessing_target` for SMALL_DEMO.
+
+    Built once per test session under ``base`` and shared; tests must not modify it (copy it
+    with :func:`copy_run` first).
+    """
+    if "small" not in _REFERENCE:
+        wd = copy_workflow(base / "reference-run", SMALL_DEMO)
+        run(wd, *preprocessing_target(), "--profile", "profiles/local", timeout=900)
+        _REFERENCE["small"] = wd
+    return _REFERENCE["small"]
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """Copy a working directory with its results and Snakemake metadata, keeping mtimes."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+# ---------------------------------------------------------------- output comparison
+def output_files(workdir: Path, subdir: str = "results") -> set[str]:
+    root = workdir / subdir
+    return {str(p.relative_to(workdir)) for p in root.rglob("*") if p.is_file()}
+
+
+def compare_trees(a: Path, b: Path, subdir: str = "results", rtol: float = 1e-5,
+                  atol: float = 1e-5) -> list[str]:  # fmt: skip
+    """Differences between the outputs of two runs (empty when equal).
+
+    Same relative file set; NIfTI: same shape, affine and data (allclose); TSV/CSV/JSON/text:
+    equal text; anything else: equal bytes.
+    """
+    files_a, files_b = output_files(a, subdir), output_files(b, subdir)
+    diffs = [f"only in {a.name}: {f}" for f in sorted(files_a - files_b)]
+    diffs += [f"only in {b.name}: {f}" for f in sorted(files_b - files_a)]
+    for rel in sorted(files_a & files_b):
+        if diff := _compare_file(a / rel, b / rel, rtol, atol):
+            diffs.append(f"{rel}: {diff}")
+    return diffs
+
+
+def _compare_file(fa: Path, fb: Path, rtol: float, atol: float) -> str | None:
+    if fa.name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+        import numpy as np
+
+        ia, ib = nib.load(fa), nib.load(fb)
+        if ia.shape != ib.shape:
+            return f"shape {ia.shape} != {ib.shape}"
+        if not np.allclose(ia.affine, ib.affine, atol=1e-6):
+            return "affine differs"
+        da, db = np.asanyarray(ia.dataobj), np.asanyarray(ib.dataobj)
+        if not np.allclose(da, db, rtol=rtol, atol=atol, equal_nan=True):
+            return f"data differ (max abs {float(np.nanmax(np.abs(da.astype(float) - db))):.3g})"
+        return None
+    if fa.read_bytes() != fb.read_bytes():
+        return "content differs"
+    return None
