@@ -1,1 +1,30 @@
-# Stage: demo. (not built yet)
+# Stage: demo. The synthetic ADNI-like cohort (only when data.source is "demo").
+from pathlib import Path
+
+DEMO_TRUTH = str(Path(config["data"]["clinical_csv"]).parent / "truth")
+
+
+if config["data"]["source"] == "demo":
+
+    rule demo_cohort:
+        output:
+            clinical_csv=config["data"]["clinical_csv"],
+            dicom_root=directory(config["data"]["dicom_root"]),
+            truth=directory(DEMO_TRUTH),
+        params:
+            demo={
+                "subjects": config["demo"]["subjects"],
+                "seed": config["demo"]["seed"],
+                "voxel_mm": config["demo"]["voxel_mm"],
+                "all_manufacturers": config["demo"].get("all_manufacturers", False),
+            },
+        log:
+            log_path("demo_cohort", per_subject=False),
+        threads: 1
+        resources:
+            mem_mb=2000 if config["demo"]["voxel_mm"] >= 2 else 8000,
+            runtime=10 if config["demo"]["voxel_mm"] >= 2 else 60,
+        conda:
+            "../../envs/demo.yaml"
+        script:
+            "../scripts/demo_cohort.py"
