@@ -1,0 +1,76 @@
+"""3D synthesis objective: α·MSE + β·(1 − SSIM 3D) + γ·perceptual (Moon et al.; SPEC §4).
+
+SSIM is MONAI's ``SSIMLoss(spatial_dims=3, data_range=2)`` (it returns 1 − SSIM; Gaussian
+11-voxel window, σ 1.5), exactly as in the authors' code: volumes are in [-1, 1], hence data
+range 2. Defaults α 1, β 1, γ 0.5. The perceptual term is any module from
+:func:`mri2tau.losses.cyclic.build_perceptual_loss` (or ``None`` for no perceptual loss); :func:`build_synthesis_loss` builds the whole objective
+from config section ``perceptual``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch.nn.functional as F
+from monai.losses import SSIMLoss
+from torch import Tensor, nn
+
+from mri2tau.losses.cyclic import build_perceptual_loss
+
+
+def ssim_loss_3d(data_range: float = 2.0) -> nn.Module:
+    """1 − SSIM between (B, C, X, Y, Z) volumes with the given intensity range (default [-1, 1])."""
+    return SSIMLoss(spatial_dims=3, data_range=data_range)
+
+
+class SynthesisLoss3D(nn.Module):
+    """α·MSE + β·(1 − SSIM) + γ·perceptual between predicted and real PET volumes.
+
+    Inputs: (B, 1, X, Y, Z) in [-1, 1], every side >= 11 voxels (SSIM window).
+    :meth:`terms` returns each unweighted term and the weighted ``total``; ``forward`` the total.
+    :meth:`set_epoch` forwards the epoch to the perceptual term (cyclic plane schedule).
+    """
+
+    def __init__(
+        self,
+        perceptual: nn.Module | None = None,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        gamma: float = 0.5,
+        data_range: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.perceptual = perceptual
+        self.ssim = ssim_loss_3d(data_range)
+        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the perceptual term which epoch it is (no-op for terms without a schedule)."""
+        if hasattr(self.perceptual, "set_epoch"):
+            self.perceptual.set_epoch(epoch)
+
+    def terms(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """``{"mse", "ssim" (= 1 − SSIM), "perceptual", "total"}``, scalar tensors."""
+        out = {"mse": F.mse_loss(pred, target), "ssim": self.ssim(pred, target)}
+        use_perceptual = self.perceptual is not None and self.gamma != 0.0
+        out["perceptual"] = self.perceptual(pred, target) if use_perceptual else pred.new_zeros(())
+        out["total"] = self.alpha * out["mse"] + self.beta * out["ssim"] + self.gamma * out["perceptual"]
+        return out
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Weighted total (scalar)."""
+        return self.terms(pred, target)["total"]
+
+
+def build_synthesis_loss(section: Mapping[str, Any]) -> SynthesisLoss3D:
+    """The objective described by config section ``perceptual`` (a 3D model's ``hp["perceptual"]``).
+
+    Keys: ``kind`` (none | 3d | static25d | cyclic25d), ``alpha``, ``beta``, ``gamma`` and the
+    perceptual term's settings (``vgg_weights``, ``vgg_layers``, ``weights_3d``,
+    ``initial_duration``, ``factor``, ``slices_per_pass``; see
+    :func:`mri2tau.losses.cyclic.build_perceptual_loss`).
+    """
+    settings = dict(section)
+    weights = {key: float(settings.pop(key, default)) for key, default in (("alpha", 1.0), ("beta", 1.0), ("gamma", 0.5))}
+    return SynthesisLoss3D(build_perceptual_loss(**settings), **weights)
