@@ -1,1 +1,36 @@
-# Stage: slices. (not built yet)
+# Stage: slices. Template-space T1 + standardized SUVR -> one slice file per split (2D models, classifier).
+SLICE_SPLITS = config["slices"]["splits"]
+SLICES_DIR = f"{R}/slices"
+SLICES = f"{SLICES_DIR}/{{split}}.npz"  # paper's 14 axial positions: mri, pet (N, 1, H, W)
+SLICES_INDEX = f"{SLICES_DIR}/{{split}}_index.tsv"  # sub, ses, slice, diagnosis, dx_group, manufacturer
+SLICES_CENTRAL = f"{SLICES_DIR}/{{split}}_central.npz"  # central 100 axial positions (classifier)
+SLICES_CENTRAL_INDEX = f"{SLICES_DIR}/{{split}}_central_index.tsv"
+
+
+rule slices:
+    input:
+        t1=lambda wc: expand_sessions(T1_TEMPLATE),
+        pet=lambda wc: expand_sessions(SUVR_STD_TEMPLATE),
+        mask=lambda wc: expand_sessions(BRAIN_MASK_TEMPLATE),
+        splits=SPLITS,
+    output:
+        sets=expand(SLICES, split=SLICE_SPLITS),
+        index=expand(SLICES_INDEX, split=SLICE_SPLITS),
+        central=expand(SLICES_CENTRAL, split=SLICE_SPLITS),
+        central_index=expand(SLICES_CENTRAL_INDEX, split=SLICE_SPLITS),
+    params:
+        t1_pattern=T1_TEMPLATE,
+        pet_pattern=SUVR_STD_TEMPLATE,
+        mask_pattern=BRAIN_MASK_TEMPLATE,
+        out_dir=SLICES_DIR,
+        settings=config["slices"],
+    log:
+        log_path("slices", per_subject=False),
+    threads: 1
+    resources:
+        mem_mb=config["slices"]["mem_mb"],
+        runtime=30,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/slices.py"
