@@ -1,1 +1,47 @@
-# Stage: train. (not built yet)
+# Stage: train. One job per enabled 2D model: slices -> results/models/{model}/model.pt (+ metrics.csv).
+import re
+
+from mri2tau.train.runner import enabled_2d_models, model_hparams
+
+TRAIN_MODELS = enabled_2d_models(config)
+MODEL_DIR = f"{R}/models/{{model}}"
+MODEL_FILE = f"{MODEL_DIR}/model.pt"  # generator weights + hparams + registry name (synthesis loads it)
+MODEL_METRICS = f"{MODEL_DIR}/metrics.csv"
+# Settings that change what is learned (a change retrains); device/workers/logging are read at run time.
+# VGG16 weights for the 2D perceptual loss: the same file as the 3D losses (section `perceptual`).
+TRAIN_SETTINGS = {
+    "seed": config["train"]["seed"],
+    "deterministic": config["train"].get("deterministic", False),
+    "amp": config["train"]["amp"],
+    "val_fraction": config["train"].get("val_fraction", 0.0),
+    "vgg_weights": config.get("perceptual", {}).get("vgg_weights", "imagenet"),
+}
+
+
+rule train_model:
+    input:
+        slices=SLICES.format(split="train"),
+        index=SLICES_INDEX.format(split="train"),
+    output:
+        model=MODEL_FILE,
+        metrics=MODEL_METRICS,
+    params:
+        hparams=lambda wc: model_hparams(wc.model, config),
+        settings=TRAIN_SETTINGS,
+        out_dir=lambda wc: MODEL_DIR.format(model=wc.model),
+    wildcard_constraints:
+        model="|".join(map(re.escape, TRAIN_MODELS)) or "no-model-enabled",
+    log:
+        "logs/train_model/{model}.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime_min"],
+        gpu=config["train"]["gpus"],  # SLURM: --gpus (profiles/slurm sets 1 on its GPU partition)
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train.py"
+
+
+FINAL_TARGETS.extend(expand(MODEL_FILE, model=TRAIN_MODELS))
