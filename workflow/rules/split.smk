@@ -1,1 +1,27 @@
-# Stage: split. (not built yet)
+# Stage: split. Subject-level train/test split stratified by diagnosis, from the pairs table only
+# (no images), so reprocessing PET never changes it. A checkpoint: harmonize_fit reads it to
+# know which subjects are training subjects.
+
+
+checkpoint split:
+    input:
+        pairs=PAIRS,
+    output:
+        splits=SPLITS,
+    params:
+        test_fraction=config["split"]["test_fraction"],
+        seed=config["split"]["seed"],
+        stratify_by=config["split"]["stratify_by"],
+    log:
+        log_path("split", per_subject=False),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/pet.yaml"
+    script:
+        "../scripts/split.py"
+
+
+FINAL_TARGETS.append(SPLITS)

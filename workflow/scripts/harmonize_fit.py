@@ -1,0 +1,7 @@
+from mri2tau.preprocess.harmonize import fit_harmonization
+from mri2tau.smk import run_rule
+
+p = snakemake.params
+run_rule(snakemake, fit_harmonization, splits=snakemake.input.splits, suvr_pattern=p.suvr_pattern,
+         out=snakemake.output.params, method=p.method, resolution_mm=p.resolution_mm,
+         robust_percentile=p.robust_percentile, template_mask=p.template_mask)
