@@ -23,15 +23,14 @@ def demo_cohort(tmp_path_factory) -> Path:
     """A demo cohort (4 subjects, 4 mm, seed 0, all manufacturers) built once per session.
 
     Layout as in docs/demo-cohort.md: ``<root>/ADNI/...``, ``<root>/ADNIMERGE.csv``,
-    ``<root>/truth/``. Skips while the generator (``mri2tau demo-cohort``) is not there.
+    ``<root>/truth/``. Skips while the generator (``mri2tau.demo.cohort``) is not there.
     """
-    from mri2tau.cli import build_parser, main
-
-    commands = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse API
-    if "demo-cohort" not in commands:
-        pytest.skip("the demo cohort generator (`mri2tau demo-cohort`) is not built yet")
+    try:
+        from mri2tau.demo.cohort import generate_cohort
+    except ModuleNotFoundError as exc:
+        if exc.name != "mri2tau.demo.cohort":
+            raise
+        pytest.skip("the demo cohort generator (mri2tau.demo.cohort) is not built yet")
     root = tmp_path_factory.mktemp("demo_cohort")
-    code = main(["demo-cohort", str(root), "--subjects", str(DEMO_SUBJECTS), "--seed", str(DEMO_SEED),
-                 "--voxel-mm", str(DEMO_VOXEL_MM), "--all-manufacturers"])
-    assert code == 0, f"mri2tau demo-cohort exited with {code}"
+    generate_cohort(root, subjects=DEMO_SUBJECTS, seed=DEMO_SEED, voxel_mm=DEMO_VOXEL_MM, all_manufacturers=True)
     return root

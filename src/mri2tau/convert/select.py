@@ -161,3 +161,12 @@ def select_series(*, dicom_root: str | Path, clinical_csv: str | Path, pairs_tsv
     write_tsv_atomic(pairs_tsv, pairs)
     log.info("selected %d MRI-PET pairs from %d subject folders; %d exclusions", len(pairs), len(ptids), len(excluded))
     return pairs
+
+
+def session_dicom_dirs(pairs_tsv: str | Path, sub: str, ses: str) -> dict[str, str]:
+    """``{"t1_dir", "pet_dir"}`` of the pair selected for ``sub``/``ses`` (Snakemake input function)."""
+    pairs = pd.read_csv(pairs_tsv, sep="\t", dtype=str)
+    row = pairs[(pairs["sub"] == sub) & (pairs["ses"] == ses)]
+    if row.empty:
+        raise ValueError(f"sub-{sub} ses-{ses} is not among the selected pairs in {pairs_tsv}")
+    return {"t1_dir": row["t1_dir"].iloc[0], "pet_dir": row["pet_dir"].iloc[0]}
