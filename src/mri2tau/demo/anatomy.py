@@ -46,8 +46,8 @@ class Vendor:
 
 VENDORS: dict[str, Vendor] = {
     "Siemens": Vendor("Siemens", 1.00, 6.0),
-    "GE": Vendor("GE", 1.15, 8.0),
-    "Philips": Vendor("Philips", 0.85, 5.0),
+    "GE": Vendor("GE", 1.15, 5.0),
+    "Philips": Vendor("Philips", 0.85, 8.0),
 }
 
 # Mean tau elevation (SUVR above the non-tau cortical value) in Braak I..VI per baseline diagnosis.

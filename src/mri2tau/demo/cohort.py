@@ -29,7 +29,7 @@ from mri2tau.demo.clinical import (
     plan_subject,
     subject_rng,
 )
-from mri2tau.demo.deform import SubjectDeformation, apply_affine, grid_points, random_deformation, random_rigid
+from mri2tau.demo.deform import SubjectDeformation, apply_affine, random_deformation, random_rigid
 from mri2tau.demo.pet import frame_timing, motion_matrices, quantise_per_slice, random_motion, render_frames
 from mri2tau.demo.scanner import PET_FOV_MM, T1_FOV_MM, dcm2niix_layout, scanner_grid
 from mri2tau.demo.t1 import T1Image, render_t1
@@ -40,6 +40,7 @@ from mri2tau.templates import template_grid
 log = get_logger("demo")
 
 HEAD_CENTRE_TEMPLATE_MM = np.array([0.0, -18.0, 10.0])  # centre of the FOVs (template world)
+COORD_STEP_MM = 1.0 / 128.0  # storage step (mm) of the coordinate truth fields, exact in float32
 MOTION_COLUMNS = ["frame", "trans_x_mm", "trans_y_mm", "trans_z_mm", "rot_x_deg", "rot_y_deg", "rot_z_deg"]
 
 
@@ -51,6 +52,13 @@ def _save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, slope: float |
     if slope is not None:
         img.header.set_slope_inter(slope, 0.0)
     nib.save(img, path)
+
+
+def _save_coords(path: Path, coords: np.ndarray, affine: np.ndarray) -> None:
+    """World-coordinate field (mm) as int16 with scl_slope COORD_STEP_MM (decodes to float)."""
+    if np.abs(coords).max() > 32000 * COORD_STEP_MM:
+        raise ValueError(f"coordinates beyond the int16 range of {path.name}")
+    _save_nifti(path, np.rint(coords / COORD_STEP_MM).astype(np.int16), affine, COORD_STEP_MM)
 
 
 def _savetxt(path: Path, matrix: np.ndarray) -> None:
@@ -67,10 +75,9 @@ def _write_geometry_truth(folder: Path, deformation: SubjectDeformation, t1: T1I
     _savetxt(folder / "rigid_template_to_native.txt", deformation.rigid)
     slope = float(t1.slope) if t1.slope != "1" else None
     _save_nifti(folder / "t1_native.nii.gz", stored, vox2world, slope)
-    _save_nifti(folder / "native_to_template_coords.nii.gz", coords, vox2world)
-    tpl_world = grid_points(tpl_shape, tpl_affine)
-    to_native = deformation.template_to_native(tpl_world)
-    _save_nifti(folder / "template_to_native_coords.nii.gz", np.moveaxis(to_native, 0, -1), tpl_affine)
+    _save_coords(folder / "native_to_template_coords.nii.gz", coords, vox2world)
+    to_native = deformation.template_to_native_grid(tpl_shape, tpl_affine)
+    _save_coords(folder / "template_to_native_coords.nii.gz", np.moveaxis(to_native, 0, -1), tpl_affine)
 
 
 def _write_suvr_truth(folder: Path, suvr: np.ndarray, blurred: np.ndarray, vendor: anatomy.Vendor,

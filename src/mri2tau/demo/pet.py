@@ -10,9 +10,8 @@ activity concentration (Bq/mL, decay-corrected to the series start).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from mri2tau.demo.deform import SubjectDeformation, apply_affine, grid_points, rigid_matrix
+from mri2tau.demo.deform import SubjectDeformation, rigid_matrix, sample_template
 from mri2tau.io.dicom_write import format_ds
 
 F18_HALF_LIFE_S = 6586.2
@@ -66,14 +65,11 @@ def render_frames(deformation: SubjectDeformation, pet_to_t1: np.ndarray, suvr_b
     Noise is Poisson-like: Gaussian with sd ``noise_fraction * sqrt(a * reference_bqml)``
     (``a``: the noise-free activity), then clipped at 0.
     """
-    world = grid_points(shape, vox2world).reshape(3, -1)
-    tpl_inv = np.linalg.inv(template_affine)
     frames = np.empty((len(motions), *shape), np.float32)
     for k, motion in enumerate(motions):
-        native = apply_affine(pet_to_t1 @ np.linalg.inv(motion), world)
-        tpl_vox = apply_affine(tpl_inv, deformation.native_to_template(native))
-        activity = ndi.map_coordinates(suvr_blurred, tpl_vox, order=1, mode="constant", cval=0.0,
-                                       prefilter=False).reshape(shape) * reference_bqml
+        vox2native = pet_to_t1 @ np.linalg.inv(motion) @ vox2world
+        tpl_world = deformation.native_to_template_grid(shape, vox2native)
+        activity = sample_template(suvr_blurred, template_affine, tpl_world) * reference_bqml
         np.maximum(activity, 0.0, out=activity)
         sd = noise_fraction * np.sqrt(activity * reference_bqml)
         noisy = activity + sd * rng.standard_normal(shape, dtype=np.float32)

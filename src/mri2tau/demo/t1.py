@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from mri2tau.demo.deform import SubjectDeformation, apply_affine, grid_points
+from mri2tau.demo.deform import SubjectDeformation, sample_template
 from mri2tau.io.dicom_write import format_ds
 from mri2tau.templates import load_template_t1
 
@@ -58,11 +57,8 @@ def render_t1(deformation: SubjectDeformation, shape: tuple[int, int, int], vox2
     """
     template = load_template_t1(voxel_mm)
     tpl_data = np.asarray(template.dataobj, dtype=np.float32)
-    world = grid_points(shape, vox2world)
-    tpl_world = deformation.native_to_template(world)
-    tpl_vox = apply_affine(np.linalg.inv(template.affine), tpl_world.reshape(3, -1))
-    signal = ndi.map_coordinates(tpl_data, tpl_vox, order=1, mode="constant", cval=0.0,
-                                 prefilter=False).reshape(shape)
+    tpl_world = deformation.native_to_template_grid(shape, vox2world)
+    signal = sample_template(tpl_data, template.affine, tpl_world)
     p99 = float(np.percentile(tpl_data, 99))
     signal *= bias_field(rng, shape, 0.15)
     sigma = 0.025 * p99

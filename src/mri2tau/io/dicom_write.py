@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -100,6 +102,26 @@ def new_dataset(sop_class_uid: str) -> Dataset:
     return ds
 
 
+def _encode(ds: Dataset) -> dict[int, bytes]:
+    """Explicit-VR little-endian bytes of each top-level element of ``ds``, by tag."""
+    out = {}
+    for elem in ds:
+        fp = DicomBytesIO()
+        fp.is_little_endian = True
+        fp.is_implicit_VR = False
+        write_data_element(fp, elem)
+        out[int(elem.tag)] = fp.getvalue()
+    return out
+
+
+def _file_meta_bytes(meta: FileMetaDataset) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    return b"\0" * 128 + b"DICM" + fp.getvalue()
+
+
 def write_slices(
     folder: str | Path,
     base: Dataset,
@@ -109,17 +131,19 @@ def write_slices(
     sop_instance_uids: Sequence[str],
     per_slice: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Path]:
-    """Write ``volume[i, j, k]`` (integer storage values) as one DICOM file per slice.
+    """Write ``volume[i, j, k]`` (16-bit integer storage values) as one DICOM file per slice.
 
-    ``base`` carries the series-level tags and is updated in place for each slice with the
-    geometry, pixel data, ``SOPInstanceUID`` and the tags in ``per_slice[k]`` (e.g.
-    InstanceNumber, RescaleSlope). Returns the written paths (slice order).
+    ``base`` carries the series-level tags (it gets the image-pixel and orientation tags);
+    each slice adds its geometry, pixel data, ``SOPInstanceUID`` and the tags in
+    ``per_slice[k]`` (e.g. InstanceNumber, RescaleSlope). The constant elements are encoded
+    once (explicit VR little endian) and reused, which is ~20x faster than ``dcmwrite`` per
+    file for the same bytes. Returns the written paths (slice order).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     geom = slice_geometry(vox2world, volume.shape)
     signed = np.issubdtype(volume.dtype, np.signedinteger)
-    if volume.dtype.itemsize != 2:
+    if volume.dtype.itemsize != 2 or not np.issubdtype(volume.dtype, np.integer):
         raise ValueError(f"DICOM writer expects 16-bit integer storage, got {volume.dtype}")
     base.SamplesPerPixel = 1
     base.PhotometricInterpretation = "MONOCHROME2"
@@ -132,19 +156,22 @@ def write_slices(
     base.PixelSpacing = [format_ds(v) for v in geom["pixel_spacing"]]
     base.SliceThickness = format_ds(geom["slice_spacing"])
     base.ImageOrientationPatient = [format_ds(round(v, 8)) for v in geom["iop"]]
+    constant = _encode(base)
+    storage = "<i2" if signed else "<u2"
     paths = []
     for k in range(volume.shape[2]):
-        if per_slice is not None:
-            for key, value in per_slice[k].items():
-                setattr(base, key, value)
-        uid = sop_instance_uids[k]
-        base.SOPInstanceUID = uid
-        base.file_meta.MediaStorageSOPInstanceUID = uid
-        base.ImagePositionPatient = [format_ds(round(v, 6)) for v in geom["ipp"][k]]
-        base.SliceLocation = format_ds(round(float(geom["slice_location"][k]), 6))
-        pixels = slice_pixels(volume, k)
-        base.PixelData = pixels.astype("<i2" if signed else "<u2", copy=False).tobytes()
+        item = Dataset()
+        for key, value in (per_slice[k] if per_slice is not None else {}).items():
+            setattr(item, key, value)
+        item.SOPInstanceUID = sop_instance_uids[k]
+        item.ImagePositionPatient = [format_ds(round(v, 6)) for v in geom["ipp"][k]]
+        item.SliceLocation = format_ds(round(float(geom["slice_location"][k]), 6))
+        item.PixelData = slice_pixels(volume, k).astype(storage, copy=False).tobytes()
+        item["PixelData"].VR = "OW"
+        elements = {**constant, **_encode(item)}
+        base.file_meta.MediaStorageSOPInstanceUID = sop_instance_uids[k]
+        body = b"".join(elements[tag] for tag in sorted(elements))
         path = folder / file_names[k]
-        base.save_as(path, enforce_file_format=True)
+        path.write_bytes(_file_meta_bytes(base.file_meta) + body)
         paths.append(path)
     return paths
