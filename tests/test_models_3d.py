@@ -219,6 +219,18 @@ def test_build_volumes_scales_like_the_slices_and_maps_back_to_the_template(tmp_
         assert volumes.meta["pet_window"] == [0.0, 3.5]
 
 
+def test_a_bad_session_fails_naming_it_and_leaves_no_volume_files(tmp_path):
+    from mri2tau.errors import PipelineInputError
+
+    _write_sessions(tmp_path)
+    (tmp_path / "003S0002_pet.nii.gz").unlink()
+    with pytest.raises(PipelineInputError, match="003S0002") as info:
+        build_volumes(tmp_path / "splits.tsv", str(tmp_path / "{sub}_t1.nii.gz"), str(tmp_path / "{sub}_pet.nii.gz"),
+                      str(tmp_path / "{sub}_mask.nii.gz"), tmp_path / "volumes", {}, {"pad_multiple": 32}, 4.0)
+    assert "003S0002_pet.nii.gz" in str(info.value)
+    assert not list((tmp_path / "volumes").glob("*"))
+
+
 def test_train_from_volumes_runs_the_loop_on_volume_files(tmp_path):
     _write_sessions(tmp_path)
     build_volumes(tmp_path / "splits.tsv", str(tmp_path / "{sub}_t1.nii.gz"), str(tmp_path / "{sub}_pet.nii.gz"),

@@ -34,6 +34,7 @@ manufacturer``) and one ``volumes.json`` with the geometry and scaling.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -186,7 +187,7 @@ def build_volumes(
 
     Patterns: path templates with ``{sub}``/``{ses}`` (T1_TEMPLATE, SUVR_STD_TEMPLATE,
     BRAIN_MASK_TEMPLATE). Returns sessions written per split. Nothing is written unless every
-    session succeeds.
+    session succeeds (the arrays go straight to temporary files that are renamed at the end).
     """
     slice_cfg = SliceConfig.from_config(dict(slices_config))
     geometry = volume_geometry(volumes_config, resolution_mm, template_mask_path)
@@ -195,23 +196,28 @@ def build_volumes(
     check_disjoint_splits(splits, splits_tsv)
     log.info("network volume %s at template voxel %s (template grid %s)", geometry.shape, geometry.start,
              geometry.template_shape)
-    results = {}
-    for split in slice_cfg.splits:
-        rows = splits[splits["split"] == split].sort_values(["sub", "ses"]).reset_index(drop=True)
-        mri = np.empty((len(rows), 1, *geometry.shape), dtype)
-        pet = np.empty_like(mri)
-        for i, row in rows.iterrows():
-            paths = [p.format(sub=row["sub"], ses=row["ses"]) for p in (t1_pattern, pet_pattern, mask_pattern)]
-            mri[i, 0], pet[i, 0] = session_volumes(*paths, slice_cfg, geometry, f"sub-{row['sub']}_ses-{row['ses']}")
-        index = pd.DataFrame({"sub": rows["sub"], "ses": rows["ses"], "diagnosis": rows["dx"],
-                              "dx_group": rows["dx_group"], "manufacturer": rows["manufacturer"]},
-                             columns=list(INDEX_COLUMNS))
-        results[split] = (mri, pet, index)
     out_dir = Path(out_dir)
-    for split, (mri, pet, index) in results.items():
-        for name, array in (("mri", mri), ("pet", pet)):
-            with atomic_path(out_dir / f"{split}_{name}.npy", suffix=".npy") as tmp:
-                np.save(tmp, array)
+    indexes = {}
+    with contextlib.ExitStack() as outputs:  # every file appears only if every session succeeds
+        for split in slice_cfg.splits:
+            rows = splits[splits["split"] == split].sort_values(["sub", "ses"]).reset_index(drop=True)
+            arrays = [  # written straight to disk: a 1 mm cohort does not fit in memory twice
+                np.lib.format.open_memmap(outputs.enter_context(atomic_path(out_dir / f"{split}_{name}.npy")),
+                                          mode="w+", dtype=dtype, shape=(len(rows), 1, *geometry.shape))
+                for name in ("mri", "pet")
+            ]
+            for i, row in rows.iterrows():
+                paths = [p.format(sub=row["sub"], ses=row["ses"]) for p in (t1_pattern, pet_pattern, mask_pattern)]
+                volumes = session_volumes(*paths, slice_cfg, geometry, f"sub-{row['sub']}_ses-{row['ses']}")
+                for array, volume in zip(arrays, volumes):
+                    array[i, 0] = volume
+            for array in arrays:
+                array.flush()
+            del arrays
+            indexes[split] = pd.DataFrame({"sub": rows["sub"], "ses": rows["ses"], "diagnosis": rows["dx"],
+                                           "dx_group": rows["dx_group"], "manufacturer": rows["manufacturer"]},
+                                          columns=list(INDEX_COLUMNS))
+    for split, index in indexes.items():
         write_tsv_atomic(out_dir / f"{split}_index.tsv", index)
     write_json_atomic(out_dir / "volumes.json", {
         "geometry": asdict(geometry),
@@ -221,7 +227,7 @@ def build_volumes(
         "mask_brain": slice_cfg.mask_brain,
         "dtype": dtype.name,
     })
-    return {split: len(index) for split, (_, _, index) in results.items()}
+    return {split: len(index) for split, index in indexes.items()}
 
 
 # ---------------------------------------------------------------- reading
