@@ -11,6 +11,14 @@ if config["data"]["source"] == "demo":
             clinical_csv=config["data"]["clinical_csv"],
             dicom_root=directory(config["data"]["dicom_root"]),
             truth=directory(DEMO_TRUTH),
+        log:
+            log_path("demo_cohort", per_subject=False),
+        conda:
+            "../../envs/demo.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000 if config["demo"]["voxel_mm"] >= 2 else 4000,
+            runtime=10 if config["demo"]["voxel_mm"] >= 2 else 60,
         params:
             demo={
                 "subjects": config["demo"]["subjects"],
@@ -18,13 +26,5 @@ if config["data"]["source"] == "demo":
                 "voxel_mm": config["demo"]["voxel_mm"],
                 "all_manufacturers": config["demo"].get("all_manufacturers", False),
             },
-        log:
-            log_path("demo_cohort", per_subject=False),
-        threads: 1
-        resources:
-            mem_mb=2000 if config["demo"]["voxel_mm"] >= 2 else 8000,
-            runtime=10 if config["demo"]["voxel_mm"] >= 2 else 60,
-        conda:
-            "../../envs/demo.yaml"
         script:
             "../scripts/demo_cohort.py"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from mri2tau.errors import PipelineInputError
 from mri2tau.log import setup_logging
 
 
@@ -28,6 +30,10 @@ def _run(args: argparse.Namespace) -> int:
     from mri2tau.demo.cohort import generate_cohort
 
     setup_logging()
-    generate_cohort(args.out, subjects=args.subjects, seed=args.seed, voxel_mm=args.voxel_mm,
-                    all_manufacturers=args.all_manufacturers)
+    try:
+        generate_cohort(args.out, subjects=args.subjects, seed=args.seed, voxel_mm=args.voxel_mm,
+                        all_manufacturers=args.all_manufacturers)
+    except PipelineInputError as exc:
+        print(f"mri2tau demo-cohort: {exc}", file=sys.stderr)
+        return 2
     return 0
