@@ -216,7 +216,7 @@ def test_build_volumes_scales_like_the_slices_and_maps_back_to_the_template(tmp_
         geometry = volumes.geometry
         np.testing.assert_allclose(geometry.to_template(volumes.mri[0, 0].astype(np.float32)), expected_t1, atol=2e-3)
         np.testing.assert_allclose(geometry.to_template(volumes.pet[0, 0].astype(np.float32)), expected_pet, atol=2e-3)
-        assert volumes.meta["pet_window"] == [0.0, 3.5]
+        assert volumes.meta["pet_window"] == [0.0, 3.5] and volumes.meta["resolution_mm"] == 4.0
 
 
 def test_a_bad_session_fails_naming_it_and_leaves_no_volume_files(tmp_path):

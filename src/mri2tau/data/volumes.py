@@ -95,6 +95,11 @@ class VolumeGeometry:
     start: tuple[int, int, int]
     shape: tuple[int, int, int]
 
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Sequence[int]]) -> VolumeGeometry:
+        """From its ``asdict`` form as stored in ``volumes.json`` / model files (lists)."""
+        return cls(**{key: tuple(int(v) for v in stored[key]) for key in ("template_shape", "start", "shape")})
+
     def to_network(self, template_volume: np.ndarray, fill: float = BACKGROUND) -> np.ndarray:
         """Template-grid volume (X, Y, Z) -> network box ``shape`` (outside the grid: ``fill``)."""
         if tuple(template_volume.shape) != self.template_shape:
@@ -221,6 +226,7 @@ def build_volumes(
         write_tsv_atomic(out_dir / f"{split}_index.tsv", index)
     write_json_atomic(out_dir / "volumes.json", {
         "geometry": asdict(geometry),
+        "resolution_mm": float(resolution_mm),
         "space": "template (RAS+ voxel axes X=R, Y=A, Z=S)",
         "pet_window": list(slice_cfg.pet_window),
         "t1_percentiles": list(slice_cfg.t1_percentiles),
@@ -246,7 +252,7 @@ class VolumeSet:
     @property
     def geometry(self) -> VolumeGeometry:
         """Where these volumes sit on the template grid."""
-        return VolumeGeometry(**{k: tuple(v) for k, v in self.meta["geometry"].items()})
+        return VolumeGeometry.from_dict(self.meta["geometry"])
 
 
 def open_volumes(out_dir: str | Path, split: str, mmap: bool = True) -> VolumeSet:
