@@ -1,7 +1,8 @@
 """The synthetic ADNI-like demo cohort: layout, DICOM tags, determinism and ground truth.
 
-One 4-subject cohort at 4 mm is generated per session (CN/Siemens/sagittal,
-LMCI/GE/oblique, AD/Philips/axial, EMCI/Siemens/sagittal with a 100+ day MRI-PET gap).
+Uses the session's shared 4-subject, 4 mm cohort (``demo_cohort`` in conftest.py):
+CN/Siemens/sagittal, LMCI/GE/oblique, AD/Philips/axial, EMCI/Siemens/sagittal with a 100+ day
+MRI-PET gap.
 """
 
 from __future__ import annotations
@@ -22,22 +23,21 @@ from nibabel.orientations import apply_orientation, io_orientation, ornt_transfo
 from scipy import ndimage as ndi
 
 from mri2tau.demo import anatomy
-from mri2tau.demo.clinical import plan_subject
-from mri2tau.demo.cohort import generate_cohort
+from mri2tau.demo.clinical import adnimerge_table, plan_subject
+from mri2tau.demo.cohort import generate_cohort, generate_subject
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.dicom_write import vox2world_from_dicom
 from mri2tau.templates import load_template_t1, roi_masks, template_grid
 
 VOXEL_MM = 4.0
 N_SUBJECTS = 4
-SEED = 3
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "cohort"
-    generate_cohort(out, subjects=N_SUBJECTS, seed=SEED, voxel_mm=VOXEL_MM)
-    return out
+def cohort(demo_cohort) -> Path:
+    params = json.loads((demo_cohort / "truth" / "generator.json").read_text())
+    assert (params["subjects"], params["voxel_mm"]) == (N_SUBJECTS, VOXEL_MM)
+    return demo_cohort
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +98,21 @@ def test_layout_csv_and_cohort_table(cohort, table):
     assert not list(cohort.glob(".demo-cohort-*")), "temporary folder left behind"
 
 
-def test_deterministic_per_seed(cohort, tmp_path):
-    again = tmp_path / "again"
-    generate_cohort(again, subjects=N_SUBJECTS, seed=SEED, voxel_mm=VOXEL_MM)
-    files = sorted(p.relative_to(cohort) for p in cohort.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
-    for rel in files:
-        assert (cohort / rel).read_bytes() == (again / rel).read_bytes(), rel
-    other = plan_subject(SEED + 1, 0, N_SUBJECTS)
-    assert other.planted_patient_name != plan_subject(SEED, 0, N_SUBJECTS).planted_patient_name
+def test_deterministic_per_seed(cohort, table, tmp_path):
+    """Re-rendering subjects 1 and 2 alone gives the same bytes (per seed, whatever the cohort)."""
+    params = json.loads((cohort / "truth" / "generator.json").read_text())
+    seed = params["seed"]
+    plans = [plan_subject(seed, i, N_SUBJECTS) for i in range(N_SUBJECTS)]
+    assert adnimerge_table(plans).to_csv(index=False) == (cohort / "ADNIMERGE.csv").read_text()
+    for i in (1, 2):
+        generate_subject(plans[i], seed, VOXEL_MM, tmp_path / "ADNI", tmp_path / "truth",
+                         params["all_manufacturers"])
+        for sub_dir in (Path("ADNI") / plans[i].ptid, Path("truth") / f"sub-{plans[i].sub}"):
+            files = sorted(p.relative_to(tmp_path) for p in (tmp_path / sub_dir).rglob("*") if p.is_file())
+            assert files == sorted(p.relative_to(cohort) for p in (cohort / sub_dir).rglob("*") if p.is_file())
+            for rel in files:
+                assert (cohort / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+    assert plan_subject(seed + 1, 0, N_SUBJECTS).planted_patient_name != plans[0].planted_patient_name
 
 
 # ---------------------------------------------------------------------------- DICOM tags
@@ -332,15 +338,31 @@ def test_pet_frames_follow_truth_geometry_and_motion(cohort, table):
 
 
 # ---------------------------------------------------------------------------- CLI / failures
-def test_cli_all_manufacturers(tmp_path):
-    from mri2tau.cli import main
+def test_all_manufacturers_truth(cohort, table):
+    for row in table.itertuples():
+        maps = {v: nib.load(cohort / "truth" / "manufacturers" / v / f"sub-{row.sub}_suvr_template_blurred.nii.gz").get_fdata()
+                for v in anatomy.VENDORS}
+        own = nib.load(cohort / "truth" / f"sub-{row.sub}" / "suvr_template_blurred.nii.gz").get_fdata()
+        np.testing.assert_array_equal(maps[row.manufacturer], own)
+        assert not np.allclose(maps["GE"], maps["Philips"], atol=0.02)
 
-    assert main(["demo-cohort", str(tmp_path / "c"), "--subjects", "1", "--seed", "1",
-                 "--voxel-mm", "8", "--all-manufacturers"]) == 0
-    sub = pd.read_csv(tmp_path / "c" / "truth" / "cohort.tsv", sep="\t", dtype=str)["sub"][0]
-    maps = {v: nib.load(tmp_path / "c" / "truth" / "manufacturers" / v / f"sub-{sub}_suvr_template_blurred.nii.gz").get_fdata()
-            for v in anatomy.VENDORS}
-    assert not np.allclose(maps["GE"], maps["Philips"])
+
+def test_cli(tmp_path, capsys):
+    import argparse
+
+    from mri2tau.demo import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())  # only this sub-command: the full CLI imports torch
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(["demo-cohort", *argv])
+        return args.func(args)
+
+    assert run(str(tmp_path / "c"), "--subjects", "1", "--seed", "1", "--voxel-mm", "4") == 0
+    assert len(pd.read_csv(tmp_path / "c" / "ADNIMERGE.csv")) == 1
+    assert run(str(tmp_path / "d"), "--subjects", "0") == 2
+    assert "demo.subjects" in capsys.readouterr().err
 
 
 def test_bad_arguments_and_failed_run_leaves_nothing(tmp_path, monkeypatch):
