@@ -44,7 +44,7 @@ def run_dcm2niix(series_dir: str | Path, out_dir: str | Path, *, subject: str | 
     """
     from nipype.interfaces.dcm2nii import Dcm2niix
 
-    out_dir = Path(out_dir)
+    series_dir, out_dir = Path(series_dir).resolve(), Path(out_dir).resolve()  # dcm2niix runs in out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     exe = Path(dcm2niix_executable())
     node = Dcm2niix(source_dir=str(series_dir), output_dir=str(out_dir), out_filename="image",
@@ -57,7 +57,7 @@ def run_dcm2niix(series_dir: str | Path, out_dir: str | Path, *, subject: str | 
     if len(images) != 1 or not (out_dir / "image.json").exists():
         raise PipelineInputError(
             f"dcm2niix made {len(images)} images from one series (expected 1): "
-            f"{[p.name for p in images]}\n{result.runtime.stdout[-2000:]}",
+            f"{[p.name for p in images]}\n{(result.runtime.stdout + result.runtime.stderr)[-2000:]}",
             subject=subject, stage="convert", path=series_dir,
             fix="the folder must hold exactly one series (one volume / one dynamic PET)")
     return images[0], out_dir / "image.json"
