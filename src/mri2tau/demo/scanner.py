@@ -22,7 +22,7 @@ OBLIQUE_TILT_DEG = (0.0, 0.0, 15.0)  # the oblique T1: sagittal slices turned 15
 
 # Field of view (mm) along the scanner's L-R, A-P, S-I axes.
 T1_FOV_MM = (192.0, 224.0, 224.0)
-PET_FOV_MM = (200.0, 200.0, 180.0)
+PET_FOV_MM = (220.0, 220.0, 180.0)
 
 
 def orientation_vectors(orientation: str) -> tuple[np.ndarray, np.ndarray]:
