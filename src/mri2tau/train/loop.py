@@ -149,6 +149,50 @@ def _memory_format(device: torch.device, dims: int) -> torch.memory_format:
     return torch.channels_last if device.type == "cuda" and dims == 2 else torch.contiguous_format
 
 
+# ---------------------------------------------------------------- training parts
+@dataclass
+class TrainingParts:
+    """Everything one optimisation step needs (built by :func:`build_parts`)."""
+
+    nets: dict[str, nn.Module]
+    family: Family
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    scalers: dict[str, torch.amp.GradScaler]
+    autocast: Callable[[], AbstractContextManager]
+    memory_format: torch.memory_format
+
+    def context(self, progress: float, step: int) -> StepContext:
+        """The :class:`StepContext` for one batch."""
+        return StepContext(self.optimizers, self.scalers, self.autocast, progress, step)
+
+
+def build_parts(model: str, hp: dict[str, Any], device: torch.device, amp: str = "bf16",
+                extra_loss: nn.Module | None = None) -> TrainingParts:
+    """Networks on ``device`` (channels-last for 2D on CUDA), the family step, one optimizer,
+    cosine schedule and grad scaler per optimizer group, and the autocast factory."""
+    spec = registry.get(model)
+    fmt = _memory_format(device, spec.dims)
+    nets = {k: v.to(device=device, memory_format=fmt) for k, v in spec.build(hp).items()}
+    if extra_loss is not None:
+        extra_loss = extra_loss.to(device)
+    family = get_family(spec.family)(nets, hp, dims=spec.dims, extra_loss=extra_loss)
+    optimizers = {
+        group: make_optimizer([p for n in names for p in nets[n].parameters()], hp)
+        for group, names in family.optimizer_groups.items()
+    }
+    use_scaler = device.type == "cuda" and amp == "fp16"
+    return TrainingParts(
+        nets=nets,
+        family=family,
+        optimizers=optimizers,
+        schedulers={group: make_scheduler(opt, hp) for group, opt in optimizers.items()},
+        scalers={group: torch.amp.GradScaler(device.type, enabled=use_scaler) for group in optimizers},
+        autocast=_autocast_factory(device, amp),
+        memory_format=fmt,
+    )
+
+
 # ---------------------------------------------------------------- state
 @dataclass
 class Progress:
@@ -244,24 +288,15 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = registry.get(model)
     device = resolve_device(settings.device)
-    fmt = _memory_format(device, spec.dims)
     seed_everything(settings.seed, settings.deterministic)
     if settings.threads:
         torch.set_num_threads(int(settings.threads))
     epochs, batch_size = int(hp["epochs"]), int(hp["batch_size"])
 
-    nets = {k: v.to(device=device, memory_format=fmt) for k, v in spec.build(hp).items()}
-    if extra_loss is not None:
-        extra_loss = extra_loss.to(device)
-    family = get_family(spec.family)(nets, hp, dims=spec.dims, extra_loss=extra_loss)
-    optimizers = {
-        group: make_optimizer([p for n in names for p in nets[n].parameters()], hp)
-        for group, names in family.optimizer_groups.items()
-    }
-    schedulers = {group: make_scheduler(opt, hp) for group, opt in optimizers.items()}
-    use_scaler = device.type == "cuda" and settings.amp == "fp16"
-    scalers = {group: torch.amp.GradScaler(device.type, enabled=use_scaler) for group in optimizers}
-    autocast = _autocast_factory(device, settings.amp)
+    parts = build_parts(model, hp, device, settings.amp, extra_loss)
+    nets, family, optimizers, schedulers, scalers, autocast = (
+        parts.nets, parts.family, parts.optimizers, parts.schedulers, parts.scalers, parts.autocast)
+    fmt = parts.memory_format
 
     progress, rows = Progress(), []
     last = out_dir / "last.pt"
@@ -302,8 +337,7 @@ def fit(
             if i >= n_batches:
                 break
             mri, pet = _to_device(batch, device, fmt)
-            ctx = StepContext(optimizers, scalers, autocast, (epoch + i / n_batches) / epochs, progress.step)
-            losses = family.train_step(mri, pet, ctx)
+            losses = family.train_step(mri, pet, parts.context((epoch + i / n_batches) / epochs, progress.step))
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
                 counts[key] = counts.get(key, 0) + 1
