@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -57,7 +58,7 @@ def _write_slice(path: Path, *, position, orientation=(1, 0, 0, 0, 1, 0), series
 
 def make_mr_series(folder: Path, n_slices: int = 6, spacing: float = 2.0) -> Path:
     """An axial MR series: ``n_slices`` files of 8x8 pixels, ``spacing`` mm apart."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     uid = generate_uid()
     for k in range(n_slices):
         _write_slice(folder / f"slice{k:03d}.dcm", position=(0.0, 0.0, k * spacing), series_uid=uid,
@@ -66,12 +67,12 @@ def make_mr_series(folder: Path, n_slices: int = 6, spacing: float = 2.0) -> Pat
 
 
 def make_pet_series(folder: Path, n_frames: int = 3, n_slices: int = 4, declared: int | None = None,
-                    injection_as_datetime: bool = True) -> Path:
+                    injection_as_datetime: bool = True, tracer: str = "AV1451") -> Path:
     """A dynamic PET series: frames of ``n_slices`` slices, 5 min each from 75 min post-injection."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     uid = generate_uid()
     radio = Dataset()
-    radio.Radiopharmaceutical = "AV1451"
+    radio.Radiopharmaceutical = tracer
     radio.RadionuclideTotalDose = "370000000"
     radio.RadionuclideHalfLife = "6586.2"
     if injection_as_datetime:
@@ -113,6 +114,14 @@ def test_pet_series_frames_and_timing(tmp_path):
     assert timing["FrameDuration"] == [300, 300, 300]
     assert timing["ScanStart"] == 4500
     assert timing["ImageDecayCorrected"] is True and timing["ImageDecayCorrectionTime"] == 0
+
+
+def test_pet_timing_falls_back_to_dcm2niix_frame_times(tmp_path):
+    """Vendors that repeat one AcquisitionTime for all frames: dcm2niix's times (from SeriesTime) shifted."""
+    info = dicom.validate_series(make_pet_series(tmp_path / "pet", n_frames=3), expected_frames=3)
+    info = dataclasses.replace(info, frame_starts=None)
+    timing = bids.pet_timing(info, {"FrameTimesStart": [0, 300, 600]})
+    assert timing["FrameTimesStart"] == [4500, 4800, 5100]
 
 
 # ------------------------------------------------------------------ validation: bad series

@@ -86,7 +86,7 @@ def pet_timing(info: SeriesInfo, dcm2niix_meta: dict[str, Any]) -> dict[str, Any
         starts = [_seconds(t, injection) for t in info.frame_starts]
     else:
         offset = _seconds(info.series_datetime, injection) if info.series_datetime else 0.0
-        starts = [round(float(t) + offset, 3) for t in dcm2niix_meta.get("FrameTimesStart", [])]
+        starts = [round(float(t) + offset, 3) for t in _as_list(dcm2niix_meta.get("FrameTimesStart", []))]
     durations = [float(d) for d in info.frame_durations_s or []]
     if not durations or not all(durations):
         durations = [float(d) for d in _as_list(dcm2niix_meta.get("FrameDuration", []))]
