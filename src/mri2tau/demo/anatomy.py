@@ -22,6 +22,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage as ndi
 
 from mri2tau.templates import (
@@ -76,12 +77,10 @@ _WHITE_MATTER = ["Cerebral-White-Matter", "WM-hypointensities", "Optic-Chiasm",
 CORTEX_SUVR = 1.05
 SCALP_SUVR = 0.6
 UNLABELLED_BRAIN_SUVR = 0.5
-REFERENCE_LABELS = ["Left-Cerebellum-Cortex", "Right-Cerebellum-Cortex"]
 
 
-def _label_values(names: list[str]) -> list[int]:
+def _label_values(labels: pd.DataFrame, names: list[str]) -> list[int]:
     """DK label values whose name is ``name``, ``Left-name`` or ``Right-name``."""
-    _, labels = load_atlas("desikan_killiany", 1.0)
     wanted = set(names) | {f"Left-{n}" for n in names} | {f"Right-{n}" for n in names}
     return labels.loc[labels["name"].isin(wanted), "index"].astype(int).tolist()
 
@@ -98,8 +97,9 @@ def head_mask(voxel_mm: float) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def reference_mask(voxel_mm: float) -> np.ndarray:
     """Cerebellar-GM reference (template grid): AAL 9001-9082 AND DK Cerebellum-Cortex."""
-    dk = np.asarray(load_atlas("desikan_killiany", voxel_mm)[0].dataobj)
-    return cerebellar_gm_atlas_mask(voxel_mm) & np.isin(dk, _label_values(["Cerebellum-Cortex"]))
+    dk_img, labels = load_atlas("desikan_killiany", voxel_mm)
+    cortex = _label_values(labels, ["Cerebellum-Cortex"])
+    return cerebellar_gm_atlas_mask(voxel_mm) & np.isin(np.asarray(dk_img.dataobj), cortex)
 
 
 @functools.lru_cache(maxsize=4)
@@ -118,8 +118,8 @@ def _base_maps(voxel_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, dic
     # barely depends on whether a pipeline intersects AAL with a GM map or not
     base[cerebellar_gm_atlas_mask(voxel_mm) & brain] = 1.0
     for value, names in _TISSUE_SUVR.items():
-        base[np.isin(dk, _label_values(names))] = value
-    wm = np.isin(dk, _label_values(_WHITE_MATTER))
+        base[np.isin(dk, _label_values(labels, names))] = value
+    wm = np.isin(dk, _label_values(labels, _WHITE_MATTER))
     braak: dict[str, np.ndarray] = {}
     for stage, regions in BRAAK_REGIONS.items():
         for hemi, ctx, aseg in (("lh", "ctx-lh-", "Left-"), ("rh", "ctx-rh-", "Right-")):

@@ -91,22 +91,25 @@ def _write_suvr_truth(folder: Path, suvr: np.ndarray, blurred: np.ndarray, vendo
     (folder / "manufacturer_effect.json").write_text(json.dumps(effect, indent=2) + "\n")
 
 
-def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path,
-                     truth_root: Path, all_manufacturers: bool) -> None:
-    """Render one subject's T1 + PET DICOM series and its truth folder."""
-    folder = truth_root / f"sub-{plan.sub}"
-    folder.mkdir(parents=True)
+def _t1_part(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path,
+             folder: Path) -> tuple[SubjectDeformation, np.ndarray, dict]:
+    """Deformation + T1 DICOM + geometry truth; returns (deformation, head centre native mm, info)."""
     rng_geo = subject_rng(seed, plan.index, STREAM_GEOMETRY)
     deformation, deform_params = random_deformation(rng_geo)
     head_native = apply_affine(deformation.rigid, HEAD_CENTRE_TEMPLATE_MM.reshape(3, 1))[:, 0]
-
     t1_centre = head_native + rng_geo.uniform(-5.0, 5.0, 3)
     t1_shape, t1_vox2world = scanner_grid(plan.t1_orientation, T1_FOV_MM, voxel_mm, t1_centre)
     t1 = render_t1(deformation, t1_shape, t1_vox2world, plan.manufacturer, voxel_mm,
                    subject_rng(seed, plan.index, STREAM_T1))
     dicom_series.write_t1_series(dicom_root, plan, seed, t1.stored, t1.slope, t1.intercept, t1_vox2world)
     _write_geometry_truth(folder, deformation, t1, voxel_mm)
+    return deformation, head_native, {"deformation": deform_params, "t1": t1.params, "t1_shape": list(t1_shape)}
 
+
+def _suvr_part(plan: SubjectPlan, seed: int, voxel_mm: float, truth_root: Path,
+               all_manufacturers: bool) -> tuple[np.ndarray, dict]:
+    """True and vendor-blurred SUVR truth; returns (blurred SUVR, template grid; parameters)."""
+    folder = truth_root / f"sub-{plan.sub}"
     suvr, suvr_params = anatomy.subject_suvr(subject_rng(seed, plan.index, STREAM_SUVR), plan.dx_bl, voxel_mm)
     vendor = anatomy.VENDORS[plan.manufacturer]
     blurred, divisor = anatomy.vendor_suvr(suvr, vendor, voxel_mm)
@@ -118,7 +121,12 @@ def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: 
             other_map, _ = anatomy.vendor_suvr(suvr, other, voxel_mm)
             _save_nifti(out / f"sub-{plan.sub}_suvr_template_blurred.nii.gz", other_map,
                         template_grid(voxel_mm)[1])
+    return blurred, suvr_params
 
+
+def _pet_part(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path, folder: Path,
+              deformation: SubjectDeformation, head_native: np.ndarray, suvr_blurred: np.ndarray) -> None:
+    """Session pose, frames with motion, PET DICOM and the PET truth files."""
     rng_pet = subject_rng(seed, plan.index, STREAM_PET)
     t1_to_pet, _, _ = random_rigid(rng_pet, 8.0, 15.0, head_native)  # session-to-session head pose
     pet_to_t1 = np.linalg.inv(t1_to_pet)
@@ -130,7 +138,7 @@ def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: 
     motions = motion_matrices(motion, pet_centre)
     reference_bqml = float(rng_pet.uniform(8000.0, 12000.0))
     dose_bq = float(rng_pet.uniform(333e6, 407e6))
-    frames = render_frames(deformation, pet_to_t1, blurred, template_grid(voxel_mm)[1], pet_shape,
+    frames = render_frames(deformation, pet_to_t1, suvr_blurred, template_grid(voxel_mm)[1], pet_shape,
                            pet_vox2world, motions, reference_bqml, rng_pet)
     stored, slopes = quantise_per_slice(frames)
     dicom_series.write_pet_series(dicom_root, plan, seed, stored, slopes, pet_vox2world, starts,
@@ -154,10 +162,18 @@ def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: 
         "shape": list(pet_shape),
     }
     (folder / "pet.json").write_text(json.dumps(pet_info, indent=2) + "\n")
-    subject_info = {"deformation": deform_params, "suvr": suvr_params, "t1": t1.params,
-                    "t1_shape": list(t1_shape), "manufacturer": plan.manufacturer,
-                    "dx_bl": plan.dx_bl, "dx_group": plan.dx_group}
-    (folder / "subject.json").write_text(json.dumps(subject_info, indent=2) + "\n")
+
+
+def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path,
+                     truth_root: Path, all_manufacturers: bool) -> None:
+    """Render one subject's T1 + PET DICOM series and its truth folder ``truth_root/sub-<label>``."""
+    folder = truth_root / f"sub-{plan.sub}"
+    folder.mkdir(parents=True)
+    deformation, head_native, info = _t1_part(plan, seed, voxel_mm, dicom_root, folder)
+    blurred, suvr_params = _suvr_part(plan, seed, voxel_mm, truth_root, all_manufacturers)
+    _pet_part(plan, seed, voxel_mm, dicom_root, folder, deformation, head_native, blurred)
+    info.update(suvr=suvr_params, manufacturer=plan.manufacturer, dx_bl=plan.dx_bl, dx_group=plan.dx_group)
+    (folder / "subject.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _check_args(subjects: int, voxel_mm: float) -> None:
