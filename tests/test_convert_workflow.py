@@ -138,14 +138,14 @@ def test_subject_absent_from_csv_is_excluded_and_logged(faulty_run):
 
 # ------------------------------------------------------------------ DAG and lint
 def test_dry_run_lists_the_dag(tmp_path):
-    (tmp_path / "config.yaml").write_text("preset: demo\n")
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")  # the default config
     run = snakemake(tmp_path, "-n", "all")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "select_series" in run.stdout and "demo_cohort" in run.stdout
 
 
 def test_lint_clean_for_convert_rules(tmp_path):
-    (tmp_path / "config.yaml").write_text("preset: demo\n")
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     run = snakemake(tmp_path, "--lint")
     text = run.stdout + run.stderr
     assert run.returncode == 0 or "Lints for" in text, text[-3000:]  # the workflow parsed and was linted
