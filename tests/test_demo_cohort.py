@@ -62,6 +62,14 @@ def _read_volume(files: list[Path]) -> tuple[np.ndarray, list[pydicom.Dataset]]:
     return vol, headers
 
 
+def _pet_frames(cohort: Path, ptid: str) -> tuple[np.ndarray, list[pydicom.Dataset]]:
+    """Rescaled PET frames (6, i, j, k) in the writer's layout, grouped by ImageIndex."""
+    vol, headers = _read_volume(_series_files(cohort, ptid, "pet"))
+    n = int(headers[0].NumberOfSlices)
+    order = np.argsort([int(d.ImageIndex) for d in headers], kind="stable")
+    return vol[..., order].reshape(*vol.shape[:2], 6, n).transpose(2, 0, 1, 3), headers
+
+
 def _txt(cohort: Path, sub: str, name: str) -> np.ndarray:
     return np.loadtxt(cohort / "truth" / f"sub-{sub}" / name)
 
@@ -232,6 +240,8 @@ def test_dcm2niix_round_trip_matches_truth(cohort, table, tmp_path):
             else:
                 assert img.shape[3] == 6
                 np.testing.assert_allclose(img.affine, _txt(cohort, row.sub, "pet_vox2world.txt"), atol=1e-3)
+                frames, _ = _pet_frames(cohort, row.ptid)
+                np.testing.assert_allclose(np.moveaxis(img.get_fdata(), -1, 0), frames, rtol=1e-4, atol=0.5)
 
 
 def test_warp_truth_is_inverse_consistent_and_generates_the_t1(cohort, table):
@@ -305,11 +315,7 @@ def test_pet_frames_follow_truth_geometry_and_motion(cohort, table):
     assert motion.iloc[:, 1:4].abs().to_numpy().max() < 2 and motion.iloc[:, 4:].abs().to_numpy().max() < 2
     pet_to_t1 = np.loadtxt(folder / "pet_to_t1.txt")
     np.testing.assert_allclose(pet_to_t1[:3, :3] @ pet_to_t1[:3, :3].T, np.eye(3), atol=1e-6)
-    vol, headers = _read_volume(_series_files(cohort, row["ptid"], "pet"))
-    n = int(headers[0].NumberOfSlices)
-    order = np.argsort([int(d.ImageIndex) for d in headers])
-    # _read_volume sorts by position only; regroup by ImageIndex into frames
-    vol = vol[..., order].reshape(*vol.shape[:2], 6, n).transpose(2, 0, 1, 3)
+    vol, _ = _pet_frames(cohort, row["ptid"])
     v2w = np.loadtxt(folder / "pet_vox2world.txt")
     t1_v2w = np.loadtxt(folder / "t1_vox2world.txt")
     n2t = nib.load(folder / "native_to_template_coords.nii.gz").get_fdata(dtype=np.float32)
