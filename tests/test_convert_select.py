@@ -95,4 +95,4 @@ def test_no_pair_at_all_is_an_error(tmp_path):
         select_series(dicom_root=root / "ADNI", clinical_csv=root / "ADNIMERGE.csv", pairs_tsv=tmp_path / "p.tsv",
                       excluded_tsv=tmp_path / "e.tsv", max_days=100, t1_patterns=["*NOTHING*"],
                       pet_patterns=PATTERNS["pet_patterns"], exclude_patterns=[])
-    assert not (tmp_path / "p.tsv").exists()
+    assert not (tmp_path / "p.tsv").exists() and not (tmp_path / "e.tsv").exists()

@@ -153,11 +153,11 @@ def select_series(*, dicom_root: str | Path, clinical_csv: str | Path, pairs_tsv
     if duplicated.any():
         raise PipelineInputError(f"PTIDs collide after removing underscores: {sorted(pairs.loc[duplicated, 'ptid'])}",
                                  stage="convert", path=dicom_root, fix="rename the subject folders")
-    write_tsv_atomic(excluded_tsv, pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS))
     if pairs.empty:
-        raise PipelineInputError(f"no MRI-PET pair found ({len(ptids)} subject folders, {len(excluded)} exclusions; "
-                                 f"see {excluded_tsv})", stage="convert", path=dicom_root,
+        raise PipelineInputError(f"no MRI-PET pair found ({len(ptids)} subject folders, {len(excluded)} exclusions, "
+                                 "each logged above)", stage="convert", path=dicom_root,
                                  fix="check data.dicom_root, the description patterns and data.max_mri_pet_days")
+    write_tsv_atomic(excluded_tsv, pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS))
     write_tsv_atomic(pairs_tsv, pairs)
     log.info("selected %d MRI-PET pairs from %d subject folders; %d exclusions", len(pairs), len(ptids), len(excluded))
     return pairs
