@@ -1,1 +1,191 @@
-# Stage: evaluate. (not built yet)
+# Stage: evaluate + classify. Real vs synthetic test PET for every model: image metrics, paper
+# Tables I/III/IV, ROI SUVR agreement, inference table, figures; the CN vs MCI/AD classifier
+# trained on real training PET and tested on real and synthetic test PET (Table V).
+# Tables are HTML pages (and .tsv numbers, .md) and figures PNGs, all in `snakemake --report`.
+EVAL_DIR = f"{R}/eval"
+FIG_DIR = f"{EVAL_DIR}/figures"
+CLASSIFIER_DIR = f"{R}/classifier"
+_EVAL = config["evaluate"]
+_CLF = config["classifier"]
+EVAL_TABLES = {  # stem -> (report category, caption)
+    "table1_ablation": ("Image metrics", "table1_ablation.rst"),
+    "table3_models": ("Image metrics", "table3_models.rst"),
+    "table4_diagnosis": ("Image metrics", "table4_diagnosis.rst"),
+    "table_volumes": ("Image metrics", "table_volumes.rst"),
+    "roi_agreement": ("Regional SUVR", "roi_agreement.rst"),
+    "inference": ("Synthesis", "inference.rst"),
+}
+
+
+def eval_table(stem):
+    """The HTML page of table ``stem``, flagged for the report with its caption."""
+    category, caption = EVAL_TABLES[stem]
+    return report(
+        f"{EVAL_DIR}/{stem}.html",
+        caption=f"../report/{caption}",
+        category=category,
+        labels={"table": stem},
+    )
+
+
+rule evaluate:
+    input:
+        synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
+        splits=SPLITS,
+        real=test_sessions_of(SUVR_TEMPLATE),
+        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
+    output:
+        slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
+        volume_metrics=f"{EVAL_DIR}/volume_metrics.tsv",
+        roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
+        tsv=expand(f"{EVAL_DIR}/{{stem}}.tsv", stem=EVAL_TABLES),
+        md=expand(f"{EVAL_DIR}/{{stem}}.md", stem=EVAL_TABLES),
+        html=[eval_table(stem) for stem in EVAL_TABLES],
+    log:
+        log_path("evaluate", per_subject=False),
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: 1
+    resources:
+        mem_mb=_EVAL["mem_mb"],
+        runtime=_EVAL["runtime_min"],
+    params:
+        synth_dirs=dict(zip(SYNTH_MODELS, expand(SYNTH_DIR, model=SYNTH_MODELS))),
+        patterns=lambda wildcards: dict(
+            real_pattern=SUVR_TEMPLATE, mask_pattern=BRAIN_MASK_TEMPLATE
+        ),
+        out_dir=EVAL_DIR,
+        resolution_mm=config["template"]["resolution_mm"],
+        slices=config["slices"],
+        settings=_EVAL,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule figures:
+    input:
+        synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
+        losses=expand(MODEL_METRICS, model=SYNTH_MODELS),
+        slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
+        roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
+        splits=SPLITS,
+        real=test_sessions_of(SUVR_TEMPLATE),
+        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
+    output:
+        comparison=[
+            report(
+                f"{FIG_DIR}/comparison_{model}.png",
+                caption="../report/comparison.rst",
+                category="Synthesis",
+                labels={"figure": "real / synthetic / difference", "model": model},
+            )
+            for model in SYNTH_MODELS
+        ],
+        by_diagnosis=report(
+            f"{FIG_DIR}/metrics_by_diagnosis.png",
+            caption="../report/metrics_by_diagnosis.rst",
+            category="Image metrics",
+            labels={"figure": "metrics by diagnosis"},
+        ),
+        losses=report(
+            f"{FIG_DIR}/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Training",
+            labels={"figure": "loss curves"},
+        ),
+        roi_scatter=report(
+            f"{FIG_DIR}/roi_scatter.png",
+            caption="../report/roi_scatter.rst",
+            category="Regional SUVR",
+            labels={"figure": "ROI scatter"},
+        ),
+    log:
+        log_path("figures", per_subject=False),
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: 1
+    resources:
+        mem_mb=_EVAL["mem_mb"],
+        runtime=_EVAL["runtime_min"],
+    params:
+        synth_dirs=dict(zip(SYNTH_MODELS, expand(SYNTH_DIR, model=SYNTH_MODELS))),
+        metrics_csvs=dict(zip(SYNTH_MODELS, expand(MODEL_METRICS, model=SYNTH_MODELS))),
+        patterns=lambda wildcards: dict(
+            real_pattern=SUVR_TEMPLATE, mask_pattern=BRAIN_MASK_TEMPLATE
+        ),
+        out_dir=FIG_DIR,
+        resolution_mm=config["template"]["resolution_mm"],
+        slices=config["slices"],
+        settings=_EVAL,
+    script:
+        "../scripts/figures.py"
+
+
+rule classifier_train:
+    input:
+        slices=SLICES_CENTRAL.format(split="train"),
+        index=SLICES_CENTRAL_INDEX.format(split="train"),
+    output:
+        model=f"{CLASSIFIER_DIR}/classifier.pt",
+        history=f"{CLASSIFIER_DIR}/history.tsv",
+    log:
+        log_path("classifier_train", per_subject=False),
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: _CLF["threads"]
+    resources:
+        mem_mb=_CLF["mem_mb"],
+        runtime=_CLF["runtime_min"],
+        gpu=_CLF["gpus"],
+    params:
+        settings=_CLF,
+    script:
+        "../scripts/classifier_train.py"
+
+
+rule classifier_test:
+    input:
+        model=f"{CLASSIFIER_DIR}/classifier.pt",
+        real=SLICES_CENTRAL.format(split="test"),
+        index=SLICES_CENTRAL_INDEX.format(split="test"),
+        synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
+        splits=SPLITS,
+        harmonization=HARMONIZATION_PARAMS,
+        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
+    output:
+        table=f"{CLASSIFIER_DIR}/table5_classifier.tsv",
+        md=f"{CLASSIFIER_DIR}/table5_classifier.md",
+        html=report(
+            f"{CLASSIFIER_DIR}/table5_classifier.html",
+            caption="../report/table5_classifier.rst",
+            category="Classifier",
+            labels={"table": "table5_classifier"},
+        ),
+        decisions=f"{CLASSIFIER_DIR}/decisions.tsv",
+    log:
+        log_path("classifier_test", per_subject=False),
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: _CLF["threads"]
+    resources:
+        mem_mb=_CLF["mem_mb"],
+        runtime=_CLF["runtime_min"],
+        gpu=_CLF["gpus"],
+    params:
+        synth_dirs=dict(zip(SYNTH_MODELS, expand(SYNTH_DIR, model=SYNTH_MODELS))),
+        patterns=lambda wildcards: dict(mask_pattern=BRAIN_MASK_TEMPLATE),
+        resolution_mm=config["template"]["resolution_mm"],
+        slices=config["slices"],
+        settings=_CLF,
+        on_unknown=config["harmonization"]["on_unknown_manufacturer"],
+    script:
+        "../scripts/classifier_test.py"
+
+
+FINAL_TARGETS.extend(
+    [
+        f"{EVAL_DIR}/table3_models.html",
+        f"{FIG_DIR}/loss_curves.png",
+        f"{CLASSIFIER_DIR}/table5_classifier.html",
+    ]
+)

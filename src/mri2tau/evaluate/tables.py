@@ -3,7 +3,7 @@
 Input rows: one per (model, subject, slice) with columns ``model, sub, dx_group, mse, psnr,
 ssim`` and optionally ``mse_brain, psnr_brain, ssim_brain``. Cells are "mean ± sd" over rows
 (as the MCR-VQGAN paper reports per test slice). Every table is written as TSV (numbers) and
-Markdown (formatted cells).
+Markdown and HTML (formatted cells; the HTML is what the Snakemake report shows).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mri2tau.evaluate.html import write_html_table
 from mri2tau.io.atomic import write_text_atomic, write_tsv_atomic
 
 METRICS = ("mse", "psnr", "ssim")
@@ -44,21 +45,27 @@ def metric_table(rows: pd.DataFrame, by: list[str], order: dict[str, tuple[str, 
     return stats.reset_index(drop=True)
 
 
-def to_markdown(table: pd.DataFrame, by: list[str]) -> str:
-    """Markdown with "mean ± sd" cells for each metric in ``table``."""
+def formatted(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``by`` columns, n and a "mean ± sd" text column per metric in ``table``."""
     shown = table[by + ["n"]].copy()
     for metric in (*METRICS, *BRAIN_METRICS):
         if f"{metric}_mean" in table:
             shown[metric.upper().replace("_BRAIN", " (brain)")] = [
                 _fmt(m, s, metric) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])
             ]
-    return shown.to_markdown(index=False) + "\n"
+    return shown
+
+
+def write_formatted(shown: pd.DataFrame, stem: str | Path, title: str) -> None:
+    """Write an already formatted table as ``<stem>.md`` (title line) and ``<stem>.html``."""
+    write_text_atomic(f"{stem}.md", f"## {title}\n\n" + shown.to_markdown(index=False) + "\n")
+    write_html_table(shown, title, f"{stem}.html")
 
 
 def write_table(table: pd.DataFrame, by: list[str], stem: str | Path, title: str) -> None:
-    """Write ``<stem>.tsv`` and ``<stem>.md`` (with a title line) atomically."""
+    """Write ``<stem>.tsv`` (numbers), ``<stem>.md`` and ``<stem>.html`` (formatted) atomically."""
     write_tsv_atomic(f"{stem}.tsv", table)
-    write_text_atomic(f"{stem}.md", f"## {title}\n\n" + to_markdown(table, by))
+    write_formatted(formatted(table, by), stem, title)
 
 
 def paper_tables(rows: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFrame]:
