@@ -250,6 +250,16 @@ def session_cubes(
 
 
 # ---------------------------------------------------------------- the stage
+def warn_if_not_paper_field_of_view(t1_path: str | Path, grid: int) -> None:
+    """Log a warning when ``grid`` x voxel size is not the paper's 256 mm (positions then do not
+    fall on the paper's anatomy, only on the same fraction of the padded field of view)."""
+    voxel_mm = float(nib.load(t1_path).header.get_zooms()[2])
+    if abs(grid * voxel_mm - REFERENCE_GRID) > 0.5:
+        log.warning("slices.grid %d x %.2f mm voxels = %.0f mm, not the paper's 256 mm: the paper's slice "
+                    "positions are scaled by grid/256 and no longer match its anatomy", grid, voxel_mm,
+                    grid * voxel_mm)
+
+
 def _meta(cfg: SliceConfig, positions: list[int], set_name: str) -> str:
     return json.dumps({
         **asdict(cfg),
@@ -291,6 +301,9 @@ def build_slices(
                                  stage=STAGE, path=splits_tsv, fix="fix the split table or slices.splits")
     sets = {"": slice_positions(cfg.grid, cfg.positions), "_central": central_positions(cfg.grid, cfg.central)}
     log.info("grid %d; training slices %s; central %d..%d", cfg.grid, sets[""], sets["_central"][0], sets["_central"][-1])
+    first = splits.iloc[0] if len(splits) else None
+    if first is not None and Path(t1_pattern.format(sub=first["sub"], ses=first["ses"])).is_file():
+        warn_if_not_paper_field_of_view(t1_pattern.format(sub=first["sub"], ses=first["ses"]), cfg.grid)
     results: dict[str, tuple[np.ndarray, np.ndarray, pd.DataFrame]] = {}
     for split in cfg.splits:
         rows = splits[splits["split"] == split].sort_values(["sub", "ses"]).reset_index(drop=True)
