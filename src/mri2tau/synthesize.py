@@ -32,7 +32,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,8 @@ class ModelScaling:
 
 @dataclass
 class LoadedModel:
-    """A generator in eval mode with its registry name, dimensionality and scaling."""
+    """A generator in eval mode with its registry name, dimensionality, scaling and the model
+    file's ``data`` meta (the slice/volume stage's settings)."""
 
     name: str
     dims: int
@@ -127,23 +128,26 @@ class LoadedModel:
     hparams: dict[str, Any]
     scaling: ModelScaling
     device: torch.device
+    data: dict[str, Any] = field(default_factory=dict)
 
 
-def model_scaling(info: dict[str, Any], fallback: dict[str, Any], geometry: VolumeGeometry | None) -> ModelScaling:
-    """Scaling from the model file's ``data`` meta, missing keys taken from ``fallback`` (config
-    section ``slices``). 3D: ``data["geometry"]`` if stored, else ``geometry``."""
+def model_scaling(
+    info: dict[str, Any], fallback: dict[str, Any], geometry: VolumeGeometry | None, path: str | Path | None = None,
+) -> ModelScaling:
+    """Scaling from the model file's (``path``) ``data`` meta, missing keys taken from ``fallback``
+    (config section ``slices``). 3D: ``data["geometry"]`` if stored, else ``geometry``."""
     data = {**fallback, **(info.get("data") or {})}
     missing = [k for k in ("pet_window", "t1_percentiles") if k not in data]
     if missing:
         raise PipelineInputError(
-            f"model file lacks the scaling settings {missing}", stage=STAGE,
+            f"model file lacks the scaling settings {missing}", stage=STAGE, path=path,
             fix="retrain the model with the current pipeline, or pass the slices config section",
         )
     stored = data.get("geometry")
     if info["dims"] == 3:
         geometry = VolumeGeometry(**{k: tuple(v) for k, v in stored.items()}) if stored else geometry
         if geometry is None:
-            raise PipelineInputError("3D model file stores no volume geometry", stage=STAGE,
+            raise PipelineInputError("3D model file stores no volume geometry", stage=STAGE, path=path,
                                      fix="pass the volumes config section (volume_geometry)")
     return ModelScaling(
         pet_window=tuple(float(v) for v in data["pet_window"]),  # type: ignore[arg-type]
@@ -164,9 +168,10 @@ def load_model(
 
     dev = resolve_device(device)
     generator, info = load_generator(path, dev)
-    scaling = model_scaling(info, fallback or {}, geometry)
+    scaling = model_scaling(info, fallback or {}, geometry, path)
     log.info("model %s (%dD) from %s on %s; scaling %s", info["model"], info["dims"], path, dev, scaling)
-    return LoadedModel(info["model"], int(info["dims"]), generator, dict(info["hparams"]), scaling, dev)
+    return LoadedModel(info["model"], int(info["dims"]), generator, dict(info["hparams"]), scaling, dev,
+                       dict(info.get("data") or {}))
 
 
 # ---------------------------------------------------------------- inference
@@ -292,7 +297,8 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path) -> None:
         nib.save(img, tmp)
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -397,7 +403,7 @@ def synthesize_model(
         rows.append({"model": model.name, "dims": model.dims, "sub": row.sub, "ses": row.ses,
                      "device": model.device.type,
                      "n_parameters": count_parameters(model.generator), **timing,
-                     "total_s": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()})
+                     "total_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()})
         log.info("%s: %s, %d passes, %.2f s inference", label, model.name, timing["n_passes"], timing["inference_s"])
     frame = pd.DataFrame(rows, columns=list(TIMING_COLUMNS))
     write_tsv_atomic(out_dir / "timing.tsv", frame)
@@ -405,11 +411,11 @@ def synthesize_model(
 
 
 # ---------------------------------------------------------------- one new scan (CLI)
-def infer_resolution(model: LoadedModel, info_data: dict[str, Any]) -> float:
+def infer_resolution(model: LoadedModel) -> float:
     """Template resolution (mm) the model was trained at: stored ``resolution_mm``; else the 3D
     box's template grid; else the slice grid spanning the paper's 256 mm (256 / grid)."""
-    if "resolution_mm" in info_data:
-        return float(info_data["resolution_mm"])
+    if "resolution_mm" in model.data:
+        return float(model.data["resolution_mm"])
     if model.dims == 3 and model.scaling.geometry is not None:
         for res in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0):
             if template_grid(res)[0] == tuple(model.scaling.geometry.template_shape):
@@ -440,7 +446,6 @@ def synthesize_scan(
     import json
 
     from mri2tau.preprocess.mri import preprocess_t1
-    from mri2tau.train.checkpoint import load_checkpoint
 
     if (manufacturer is None) != (harmonization is None):
         raise PipelineInputError("--manufacturer and --harmonization go together", stage=STAGE,
@@ -450,9 +455,8 @@ def synthesize_scan(
     label = t1.name.split(".")[0]
     steps = tqdm(total=4, desc="mri2tau synthesize", disable=not progress)
     steps.set_postfix_str("loading model")
-    info_data = load_checkpoint(model_file).get("data") or {}
     model = load_model(model_file, settings.device)
-    res = float(resolution_mm or infer_resolution(model, info_data))
+    res = float(resolution_mm or infer_resolution(model))
     scale_offset = (1.0, 0.0)
     if harmonization is not None:
         params = json.loads(Path(harmonization).read_text())
