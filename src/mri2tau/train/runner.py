@@ -1,7 +1,8 @@
 """What the ``train`` rule runs: resolve a 2D model's hyper-parameters and train it on slices.
 
-Hyper-parameters = the registry defaults of the config's preset, updated by
-``train.overrides.<model>``; ``image_size`` always equals ``slices.grid`` (the data decides it).
+Hyper-parameters = the registry defaults of the config's preset, updated by ``train.epochs``
+(when set: every enabled 2D model) and then ``train.overrides.<model>``; ``image_size`` always
+equals ``slices.grid`` (the data decides it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def enabled_2d_models(config: dict[str, Any]) -> list[str]:
 
 def model_hparams(model: str, config: dict[str, Any]) -> dict[str, Any]:
     """Resolved hyper-parameters of ``model`` under ``config`` (see module docstring)."""
-    overrides = dict(config["train"].get("overrides", {}).get(model, {}))
+    train = config["train"]
+    overrides = {} if train.get("epochs") is None else {"epochs": int(train["epochs"])}
+    overrides.update(train.get("overrides", {}).get(model, {}))
     grid = int(config["slices"]["grid"])
     if overrides.get("image_size", grid) != grid:
         raise ValueError(f"config key 'train.overrides.{model}.image_size': set slices.grid instead ({grid})")
