@@ -76,6 +76,18 @@ def expand_sessions(pattern):
     return [pattern.format(sub=s, ses=v) for s, v in sessions()]
 
 
+def split_sessions(pattern, split):
+    """Input function: ``pattern`` for every session in ``split`` (train/test) of the split
+    table, read after the ``split`` checkpoint."""
+
+    def files(wildcards):
+        with open(checkpoints.split.get().output.splits, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["split"] == split]
+        return [pattern.format(sub=r["sub"], ses=r["ses"]) for r in rows]
+
+    return files
+
+
 # Each stage file appends the final targets it contributes (functions of wildcards or paths).
 FINAL_TARGETS = []
 

@@ -2,45 +2,44 @@
 # Tables I/III/IV, ROI SUVR agreement, inference table, figures; the CN vs MCI/AD classifier
 # trained on real training PET and tested on real and synthetic test PET (Table V).
 # Tables are HTML pages (and .tsv numbers, .md) and figures PNGs, all in `snakemake --report`.
+import os
+
 EVAL_DIR = f"{R}/eval"
 FIG_DIR = f"{EVAL_DIR}/figures"
 CLASSIFIER_DIR = f"{R}/classifier"
 _EVAL = config["evaluate"]
 _CLF = config["classifier"]
-EVAL_TABLES = {  # stem -> (report category, caption)
-    "table1_ablation": ("Image metrics", "table1_ablation.rst"),
-    "table3_models": ("Image metrics", "table3_models.rst"),
-    "table4_diagnosis": ("Image metrics", "table4_diagnosis.rst"),
-    "table_volumes": ("Image metrics", "table_volumes.rst"),
-    "roi_agreement": ("Regional SUVR", "roi_agreement.rst"),
-    "inference": ("Synthesis", "inference.rst"),
+EVAL_TABLES = {  # stem (= caption workflow/report/<stem>.rst) -> report category
+    "table1_ablation": "Image metrics",
+    "table3_models": "Image metrics",
+    "table4_diagnosis": "Image metrics",
+    "table_volumes": "Image metrics",
+    "roi_agreement": "Regional SUVR",
+    "inference": "Synthesis",
 }
-
-
-def eval_table(stem):
-    """The HTML page of table ``stem``, flagged for the report with its caption."""
-    category, caption = EVAL_TABLES[stem]
-    return report(
-        f"{EVAL_DIR}/{stem}.html",
-        caption=f"../report/{caption}",
-        category=category,
-        labels={"table": stem},
-    )
 
 
 rule evaluate:
     input:
         synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
         splits=SPLITS,
-        real=test_sessions_of(SUVR_TEMPLATE),
-        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
+        real=split_sessions(SUVR_TEMPLATE, "test"),
+        mask=split_sessions(BRAIN_MASK_TEMPLATE, "test"),
     output:
         slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
         volume_metrics=f"{EVAL_DIR}/volume_metrics.tsv",
         roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
         tsv=expand(f"{EVAL_DIR}/{{stem}}.tsv", stem=EVAL_TABLES),
         md=expand(f"{EVAL_DIR}/{{stem}}.md", stem=EVAL_TABLES),
-        html=[eval_table(stem) for stem in EVAL_TABLES],
+        html=[
+            report(
+                f"{EVAL_DIR}/{stem}.html",
+                caption=f"../report/{stem}.rst",
+                category=category,
+                labels={"table": stem},
+            )
+            for stem, category in EVAL_TABLES.items()
+        ],
     log:
         log_path("evaluate", per_subject=False),
     conda:
@@ -54,7 +53,7 @@ rule evaluate:
         patterns=lambda wildcards: dict(
             real_pattern=SUVR_TEMPLATE, mask_pattern=BRAIN_MASK_TEMPLATE
         ),
-        out_dir=EVAL_DIR,
+        out_dir=lambda wildcards, output: os.path.dirname(output.slice_metrics),
         resolution_mm=config["template"]["resolution_mm"],
         slices=config["slices"],
         settings=_EVAL,
@@ -69,8 +68,8 @@ rule figures:
         slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
         roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
         splits=SPLITS,
-        real=test_sessions_of(SUVR_TEMPLATE),
-        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
+        real=split_sessions(SUVR_TEMPLATE, "test"),
+        mask=split_sessions(BRAIN_MASK_TEMPLATE, "test"),
     output:
         comparison=[
             report(
@@ -113,7 +112,7 @@ rule figures:
         patterns=lambda wildcards: dict(
             real_pattern=SUVR_TEMPLATE, mask_pattern=BRAIN_MASK_TEMPLATE
         ),
-        out_dir=FIG_DIR,
+        out_dir=lambda wildcards, output: os.path.dirname(output.losses),
         resolution_mm=config["template"]["resolution_mm"],
         slices=config["slices"],
         settings=_EVAL,
@@ -151,7 +150,7 @@ rule classifier_test:
         synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
         splits=SPLITS,
         harmonization=HARMONIZATION_PARAMS,
-        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
+        mask=split_sessions(BRAIN_MASK_TEMPLATE, "test"),
     output:
         table=f"{CLASSIFIER_DIR}/table5_classifier.tsv",
         md=f"{CLASSIFIER_DIR}/table5_classifier.md",

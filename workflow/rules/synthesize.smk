@@ -1,6 +1,5 @@
 # Stage: synthesize. One job per model: test subjects' template-space T1 -> synthetic tau SUVR
 # in template space and in native T1 space (inverse transforms), plus inference time / memory.
-import csv
 import re
 
 SYNTH_MODELS = config["synthesize"]["models"] or TRAIN_MODELS
@@ -8,29 +7,16 @@ SYNTH_DIR = f"{R}/synth/{{model}}"  # sub-X_ses-Y_space-{TPL|T1w}_desc-synth_pet
 _SYN = config["synthesize"]
 
 
-def test_sessions_of(pattern):
-    """Input function: ``pattern`` for every test session of the split (after the split checkpoint)."""
-
-    def files(wildcards):
-        with open(checkpoints.split.get().output.splits, newline="") as fh:
-            rows = [
-                r for r in csv.DictReader(fh, delimiter="\t") if r["split"] == "test"
-            ]
-        return [pattern.format(sub=r["sub"], ses=r["ses"]) for r in rows]
-
-    return files
-
-
 rule synthesize:
     input:
         model=MODEL_FILE,
         splits=SPLITS,
         harmonization=HARMONIZATION_PARAMS,
-        t1=test_sessions_of(T1_TEMPLATE),
-        mask=test_sessions_of(BRAIN_MASK_TEMPLATE),
-        t1w=test_sessions_of(T1W),
-        xfm_affine=test_sessions_of(XFM_AFFINE),
-        xfm_invwarp=test_sessions_of(XFM_INVWARP),
+        t1=split_sessions(T1_TEMPLATE, "test"),
+        mask=split_sessions(BRAIN_MASK_TEMPLATE, "test"),
+        t1w=split_sessions(T1W, "test"),
+        xfm_affine=split_sessions(XFM_AFFINE, "test"),
+        xfm_invwarp=split_sessions(XFM_INVWARP, "test"),
     output:
         directory(SYNTH_DIR),
     log:
