@@ -19,9 +19,10 @@ rule slices:
         central=expand(SLICES_CENTRAL, split=SLICE_SPLITS),
         central_index=expand(SLICES_CENTRAL_INDEX, split=SLICE_SPLITS),
     params:
-        t1_pattern=T1_TEMPLATE,
-        pet_pattern=SUVR_STD_TEMPLATE,
-        mask_pattern=BRAIN_MASK_TEMPLATE,
+        # path patterns with {sub}/{ses}, read per row of the split table (lambdas: not expanded)
+        t1_pattern=lambda wc: T1_TEMPLATE,
+        pet_pattern=lambda wc: SUVR_STD_TEMPLATE,
+        mask_pattern=lambda wc: BRAIN_MASK_TEMPLATE,
         out_dir=SLICES_DIR,
         settings=config["slices"],
     log:
