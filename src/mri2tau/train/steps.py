@@ -35,7 +35,9 @@ the loop supplies: the VGG16 perceptual loss for 2D models (weight ``lambda_perc
 synthesis objective for 3D GANs (weight ``lambda_synthesis``). A term whose value depends on
 the epoch (the cyclic 2.5D plane) exposes ``set_epoch(epoch)``; :meth:`Family.set_epoch`
 forwards it at the start of every epoch, so a resumed run (which restarts at a known epoch)
-follows the same schedule. A term with ``terms(fake, real) -> dict`` has each part logged.
+follows the same schedule. For the supervised family a term with ``terms(fake, real) -> dict``
+has each part logged and is computed in float32 (outside autocast); the GAN families compute
+it under autocast with the rest of the generator loss.
 Extra per-family state goes in :meth:`Family.state_dict`, which the loop checkpoints.
 """
 
