@@ -129,7 +129,8 @@ def finished(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("report_workdir")
     (workdir / "Snakefile").write_text(SNAKEFILE)
     (workdir / "config.yaml").write_text(
-        "preset: demo\nresults_dir: results\ntrain: {enabled: [cgan]}\nsynthesize: {models: [cgan, unet3d]}\n")
+        "preset: demo\nresults_dir: results\ntrain: {enabled: [cgan]}\nsynthesize: {models: [cgan, unet3d]}\n"
+        "classifier: {epochs: 1}\n")
     _snakemake(workdir, "all")
     _snakemake(workdir, "--report", "report.html")
     return workdir
