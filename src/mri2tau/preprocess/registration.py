@@ -1,0 +1,310 @@
+"""T1 -> template registration: affine (FSL FLIRT or antspyx) then SyN (antspyx).
+
+Spaces and conventions
+* ``native``: the subject's T1 grid and world (mm, RAS+ as in the NIfTI header).
+* ``template``: :func:`mri2tau.templates.template_grid` at ``resolution_mm`` (MNI152NLin6Asym).
+* Transforms are ANTs/ITK files: ``*.mat`` (affine) and displacement fields ``*.nii.gz``. As in
+  ANTs, the transforms that resample the native image *into* the template (``fixed=template,
+  moving=native``) map template *points* to native points (ITK's LPS world, mm). Image and
+  point transforms therefore run in opposite directions; :func:`template_to_native_points` and
+  :func:`native_to_template_points` hide that (they take and return RAS mm).
+
+How to apply them (the PET stage and synthesis use these)::
+
+    # native image -> template grid
+    ants.apply_transforms(fixed=template, moving=native, transformlist=forward_transforms(aff, warp))
+    # template image -> native grid
+    tl, inv = inverse_transforms(aff, invwarp)
+    ants.apply_transforms(fixed=native, moving=template, transformlist=tl, whichtoinvert=inv)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ants
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from mri2tau.errors import PipelineInputError
+from mri2tau.log import get_logger
+
+log = get_logger("preprocess.registration")
+
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS world (its own inverse)
+AFFINE_BACKENDS = ("auto", "fsl", "ants")
+SEARCH_SPACING_MM = 6.0  # grid of the rotation search (coarse is enough to pick a start)
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """The ``registration`` config section (see ``workflow/schemas/registration.schema.yaml``).
+
+    ``affine_iterations`` with ``affine_shrink_factors`` (voxels) and ``affine_smoothing_sigmas``
+    (voxels): one entry per resolution level, coarse to fine (antspyx defaults 6,4,2,1 / 3,2,1,0).
+    ``syn_iterations``: SyN iterations per level (antspyx's own shrink/smoothing schedule);
+    ``syn_flow_sigma`` / ``syn_total_sigma``: Gaussian regularisation (voxels) of the update and
+    the total displacement field.
+    ``min_similarity``: lowest accepted Pearson r between the registered T1 and the template
+    inside the template brain mask (after the affine and after SyN). ``init_search_below``: when
+    the centre-of-mass started affine reaches a lower r, a rotation search
+    (``ants.affine_initializer``) is tried as well and the better affine kept.
+    """
+
+    affine: str = "auto"
+    affine_iterations: tuple[int, ...] = (2100, 1200, 1200, 10)
+    affine_shrink_factors: tuple[int, ...] = (6, 4, 2, 1)
+    affine_smoothing_sigmas: tuple[float, ...] = (3, 2, 1, 0)
+    syn_iterations: tuple[int, ...] = (40, 20, 10)
+    syn_flow_sigma: float = 3.0
+    syn_total_sigma: float = 2.0
+    metric: str = "mattes"
+    min_similarity: float = 0.4
+    init_search_below: float = 0.5
+    seed: int = 20160
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        levels = {len(self.affine_iterations), len(self.affine_shrink_factors), len(self.affine_smoothing_sigmas)}
+        if len(levels) != 1:
+            raise ValueError(
+                "config keys 'registration.affine_iterations', 'affine_shrink_factors' and "
+                "'affine_smoothing_sigmas' must have one entry per level (same length)"
+            )
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any] | None) -> RegistrationSettings:
+        """Build from the validated config section (keys for the rule's resources are ignored)."""
+        known = {k: v for k, v in (section or {}).items() if k in cls.__dataclass_fields__}
+        for key, value in known.items():
+            if isinstance(value, list):
+                known[key] = tuple(value)
+        return cls(**known)
+
+
+# ---------------------------------------------------------------- threads, seeds
+def set_threads(n_threads: int) -> None:
+    """Number of ITK threads for antspyx calls in this process (1 = bit-reproducible)."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(int(n_threads))
+
+
+@contextlib.contextmanager
+def ants_seed(seed: int) -> Iterator[None]:
+    """Fix antsRegistration's random metric sampling (``--random-seed``) inside the block."""
+    previous = ants.config._random_seed
+    ants.config._random_seed = int(seed)
+    try:
+        yield
+    finally:
+        ants.config._random_seed = previous
+
+
+# ---------------------------------------------------------------- backend choice (FSL or ANTs)
+def fsl_available() -> bool:
+    """True when FSL's ``flirt`` can run: on PATH or in ``$FSLDIR/bin``."""
+    if shutil.which("flirt"):
+        return True
+    fsldir = os.environ.get("FSLDIR")
+    return bool(fsldir) and (Path(fsldir) / "bin" / "flirt").is_file()
+
+
+def resolve_affine_backend(choice: str) -> str:
+    """``auto`` -> ``fsl`` when FLIRT is installed, else ``ants``; ``fsl`` without FSL is an error."""
+    if choice not in AFFINE_BACKENDS:
+        raise ValueError(f"config key 'registration.affine': {choice!r} is not one of {AFFINE_BACKENDS}")
+    if choice == "auto":
+        return "fsl" if fsl_available() else "ants"
+    if choice == "fsl" and not fsl_available():
+        raise PipelineInputError(
+            "registration.affine is 'fsl' but FSL's flirt is not installed (no $FSLDIR/bin/flirt, not on PATH)",
+            stage="mri_preprocess",
+            fix="install FSL and set FSLDIR, or set registration.affine: auto (antspyx fallback) or ants",
+        )
+    return choice
+
+
+# ---------------------------------------------------------------- FSL FLIRT path
+def flirt_interface(
+    moving: str | Path, fixed: str | Path, out_matrix: str | Path, out_image: str | Path, dof: int = 12
+) -> Any:
+    """nipype ``FLIRT`` head-to-head affine of ``moving`` (native T1) to ``fixed`` (template).
+
+    Correlation ratio cost, full +-90 degree search (real T1s can be oddly oriented). Returns the
+    interface (``.cmdline`` shows the command; ``.run()`` needs FSL).
+    """
+    from nipype.interfaces import fsl
+
+    return fsl.FLIRT(
+        in_file=str(moving), reference=str(fixed), out_matrix_file=str(out_matrix), out_file=str(out_image),
+        dof=dof, cost="corratio", searchr_x=[-90, 90], searchr_y=[-90, 90], searchr_z=[-90, 90],
+        interp="trilinear", output_type="NIFTI_GZ",
+    )
+
+
+def ras_to_itk_affine(native_to_template_ras: np.ndarray) -> ants.ANTsTransform:
+    """ANTs affine (template LPS point -> native LPS point) from a native->template RAS world map."""
+    lps = LPS @ np.linalg.inv(np.asarray(native_to_template_ras, dtype=float)) @ LPS
+    return ants.create_ants_transform(
+        transform_type="AffineTransform", precision="double", dimension=3,
+        matrix=lps[:3, :3], translation=lps[:3, 3], center=[0.0, 0.0, 0.0],
+    )
+
+
+def flirt_matrix_to_itk(flirt_mat: str | Path, moving: str | Path, fixed: str | Path, out_mat: str | Path) -> None:
+    """Convert FLIRT's ``-omat`` (FSL scaled-voxel convention) into an ANTs/ITK ``.mat`` (fslpy)."""
+    from fsl.data.image import Image
+    from fsl.transform.flirt import fromFlirt, readFlirt
+
+    world = fromFlirt(readFlirt(str(flirt_mat)), Image(str(moving)), Image(str(fixed)), from_="world", to="world")
+    ants.write_transform(ras_to_itk_affine(world), str(out_mat))
+
+
+def affine_fsl(moving: str | Path, fixed: str | Path, out_mat: str | Path, workdir: str | Path) -> None:
+    """Run FLIRT (12 dof) and write its result as an ANTs ``.mat`` to ``out_mat``."""
+    workdir = Path(workdir)
+    flirt = flirt_interface(moving, fixed, workdir / "flirt.mat", workdir / "flirt.nii.gz")
+    log.info("FLIRT: %s", flirt.cmdline)
+    flirt.run(cwd=str(workdir))
+    flirt_matrix_to_itk(workdir / "flirt.mat", moving, fixed, out_mat)
+
+
+# ---------------------------------------------------------------- antspyx path
+def brain_correlation(image: ants.ANTsImage, template: ants.ANTsImage, mask: np.ndarray) -> float:
+    """Pearson r of two images on the template grid inside ``mask`` (bool, template grid)."""
+    a = image.numpy()[mask].astype(np.float64)
+    b = template.numpy()[mask].astype(np.float64)
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _search_start(fixed: ants.ANTsImage, moving: ants.ANTsImage, out_mat: str) -> str:
+    """Multi-start rotation search (+-90 degrees, 30 degree steps) on coarse copies of both images."""
+    coarse = [ants.resample_image(im, [SEARCH_SPACING_MM] * 3, use_voxels=False, interp_type=0)
+              for im in (fixed, moving)]
+    return ants.affine_initializer(coarse[0], coarse[1], search_factor=30, radian_fraction=0.5,
+                                   local_search_iterations=10, txfn=out_mat)
+
+
+def _affine_run(
+    fixed: ants.ANTsImage, moving: ants.ANTsImage, brain_mask: np.ndarray, settings: RegistrationSettings,
+    prefix: str, start: str | None,
+) -> tuple[float, str]:
+    """One antspyx Affine (Mattes MI) run; returns (brain correlation r, path of its ``.mat``)."""
+    with ants_seed(settings.seed):
+        reg = ants.registration(
+            fixed, moving, type_of_transform="Affine", outprefix=prefix,
+            initial_transform=[start] if start else None, aff_metric="mattes",
+            aff_iterations=settings.affine_iterations, aff_shrink_factors=settings.affine_shrink_factors,
+            aff_smoothing_sigmas=settings.affine_smoothing_sigmas,
+        )
+    r = brain_correlation(reg["warpedmovout"], fixed, brain_mask)
+    log.info("affine (%s start): brain correlation r = %.3f", "search" if start else "centre-of-mass", r)
+    return r, reg["fwdtransforms"][0]
+
+
+def affine_ants(
+    fixed: ants.ANTsImage,
+    moving: ants.ANTsImage,
+    brain_mask: np.ndarray,
+    settings: RegistrationSettings,
+    out_mat: str | Path,
+    workdir: str | Path,
+) -> float:
+    """Head-to-head affine of ``moving`` (native) to ``fixed`` (template); returns the brain r.
+
+    Starts from the centre-of-mass alignment; if that reaches a brain correlation below
+    ``settings.init_search_below``, a rotation-search start is tried too and the better kept.
+    Writes the ANTs ``.mat`` (template point -> native point) to ``out_mat``.
+    """
+    workdir = Path(workdir)
+    r, mat = _affine_run(fixed, moving, brain_mask, settings, str(workdir / "affine_"), None)
+    if r < settings.init_search_below:
+        start = _search_start(fixed, moving, str(workdir / "search_start.mat"))
+        r_search, mat_search = _affine_run(fixed, moving, brain_mask, settings, str(workdir / "search_"), start)
+        if r_search > r:
+            r, mat = r_search, mat_search
+    shutil.copyfile(mat, out_mat)
+    return r
+
+
+def syn_ants(
+    fixed: ants.ANTsImage,
+    moving: ants.ANTsImage,
+    affine_mat: str | Path,
+    settings: RegistrationSettings,
+    workdir: str | Path,
+) -> dict[str, Any]:
+    """SyN of ``moving`` (native) to ``fixed`` (template), started from ``affine_mat``.
+
+    Returns ``warped`` (native image on the template grid) and the paths ``affine``, ``warp``
+    (template grid, template point -> affine-space point) and ``invwarp``, all in ``workdir``.
+    """
+    with ants_seed(settings.seed):
+        reg = ants.registration(
+            fixed, moving, type_of_transform="SyNOnly", initial_transform=[str(affine_mat)],
+            outprefix=str(Path(workdir) / "syn_"), syn_metric=settings.metric,
+            syn_sampling=4 if settings.metric == "CC" else 32, reg_iterations=settings.syn_iterations,
+            flow_sigma=settings.syn_flow_sigma, total_sigma=settings.syn_total_sigma,
+        )
+    warp, affine = reg["fwdtransforms"]
+    _, invwarp = reg["invtransforms"]
+    return {"warped": reg["warpedmovout"], "affine": affine, "warp": warp, "invwarp": invwarp}
+
+
+# ---------------------------------------------------------------- using the transforms
+def forward_transforms(affine: str | Path, warp: str | Path) -> list[str]:
+    """``transformlist`` for ``ants.apply_transforms(fixed=template, moving=native image)``."""
+    return [str(warp), str(affine)]
+
+
+def inverse_transforms(affine: str | Path, invwarp: str | Path) -> tuple[list[str], list[bool]]:
+    """``(transformlist, whichtoinvert)`` for ``ants.apply_transforms(fixed=native, moving=template image)``."""
+    return [str(affine), str(invwarp)], [True, False]
+
+
+def _map_points(points_ras: np.ndarray, transforms: Sequence[str], invert: Sequence[bool]) -> np.ndarray:
+    pts = np.asarray(points_ras, dtype=float).reshape(-1, 3) * LPS.diagonal()[:3]
+    frame = pd.DataFrame(pts, columns=["x", "y", "z"])
+    out = ants.apply_transforms_to_points(3, frame, list(transforms), whichtoinvert=list(invert))
+    return out[["x", "y", "z"]].to_numpy() * LPS.diagonal()[:3]
+
+
+def template_to_native_points(points_ras: np.ndarray, affine: str | Path, warp: str | Path) -> np.ndarray:
+    """Template world points (N x 3, RAS mm) -> native world points (RAS mm).
+
+    Points travel opposite to images, so this uses the *forward* (native->template image) list.
+    """
+    return _map_points(points_ras, forward_transforms(affine, warp), [False, False])
+
+
+def native_to_template_points(points_ras: np.ndarray, affine: str | Path, invwarp: str | Path) -> np.ndarray:
+    """Native world points (N x 3, RAS mm) -> template world points (RAS mm)."""
+    transforms, invert = inverse_transforms(affine, invwarp)
+    return _map_points(points_ras, transforms, invert)
+
+
+def voxel_centres(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """World coordinates (N x 3, mm) of the voxels where ``mask`` is true on a grid with ``affine``."""
+    ijk = np.argwhere(mask)
+    return ijk @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
+
+
+def mapping_error_mm(
+    template_to_native_truth: nib.Nifti1Image, brain_mask: np.ndarray, affine: str | Path, warp: str | Path
+) -> np.ndarray:
+    """Distance (mm) between recovered and true native positions of template brain voxel centres.
+
+    ``template_to_native_truth``: 4D image on the template grid whose last axis holds the true
+    native world position (RAS mm) of each voxel centre (the demo cohort's truth file).
+    """
+    truth = np.asarray(template_to_native_truth.dataobj, dtype=float)[brain_mask]
+    recovered = template_to_native_points(voxel_centres(brain_mask, template_to_native_truth.affine), affine, warp)
+    return np.linalg.norm(recovered - truth, axis=1)
