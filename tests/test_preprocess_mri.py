@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import ants
@@ -127,6 +128,9 @@ def test_demo_outputs_on_the_right_grids(demo_run):
     qc = pd.read_csv(out / "qc.tsv", sep="\t")
     assert list(qc.columns) == mri.QC_COLUMNS and qc.loc[0, "participant_id"] == f"sub-{truth.name[4:]}"
     assert (out / "qc.png").stat().st_size > 10_000
+    sidecar = json.loads((out / "t1_template.json").read_text())
+    assert sidecar["SkullStripped"] is True and sidecar["SpatialReference"] == "MNI152NLin6Asym"
+    assert sidecar["Sources"] == [f"bids:raw:{truth.name}/t1_native.nii.gz"] and sidecar["RegistrationSimilarity"]["r_syn"] == row["r_syn"]
     assert not list(out.glob(".*")), "temporary files left behind"
 
 

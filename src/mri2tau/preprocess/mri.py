@@ -150,6 +150,13 @@ def _copy(src: str | Path, dst: str | Path) -> None:
         shutil.copyfile(src, tmp)
 
 
+def bids_uri(path: str | Path) -> str:
+    """``bids:raw:sub-X/ses-Y/anat/<file>`` for a file inside a raw BIDS tree (else its name)."""
+    parts = Path(path).parts
+    start = next((i for i, part in enumerate(parts) if part.startswith("sub-")), len(parts) - 1)
+    return "bids:raw:" + "/".join(parts[start:])
+
+
 # ---------------------------------------------------------------- the stage
 def preprocess_t1(
     *,
@@ -227,7 +234,7 @@ def preprocess_t1(
     write_json_atomic(t1_template_json, {
         "Description": "N4-corrected T1w, affine + SyN registered to the template (one linear resampling), "
                        "multiplied by the binary template brain mask",
-        "Sources": [f"bids:raw:{Path(t1).name}"],
+        "Sources": [bids_uri(t1)],
         "SpatialReference": TEMPLATE_NAME, "ResolutionMm": resolution_mm, "SkullStripped": True,
         "AffineBackend": backend, "RegistrationSimilarity": {"r_affine": row["r_affine"], "r_syn": row["r_syn"]},
     })
