@@ -39,6 +39,20 @@ MOTION_TRUTH = np.array([  # frame k relative to frame 1: trans x,y,z (mm), rot 
 ])
 
 
+def assert_motion_close(table: pd.DataFrame, truth: np.ndarray, mm: float = 0.5, deg: float = 0.5) -> None:
+    """Estimated motion parameters within ``mm`` / ``deg`` of the truth (frames x 6)."""
+    est = table[petmod.MOTION_COLUMNS[1:]].to_numpy()
+    err_trans, err_rot = np.abs(est[:, :3] - truth[:, :3]).max(), np.abs(est[:, 3:] - truth[:, 3:]).max()
+    assert err_trans < mm and err_rot < deg, f"motion error {err_trans:.3f} mm, {err_rot:.3f} deg"
+
+
+def assert_roi_suvr_close(suvr: np.ndarray, truth: np.ndarray, rois: dict, tolerance: float) -> None:
+    """Mean SUVR in every Braak ROI (and meta-temporal) within ``tolerance`` (relative) of the truth."""
+    for roi in ["braak1", "braak2", "braak3", "braak4", "braak5", "braak6", "meta_temporal"]:
+        expected, got = truth[rois[roi]].mean(), suvr[rois[roi]].mean()
+        assert abs(got / expected - 1) < tolerance, f"{roi}: SUVR {got:.3f} vs truth {expected:.3f}"
+
+
 def rigid(trans_mm, rot_deg, centre=(0.0, 0.0, 0.0)) -> np.ndarray:
     """4x4 RAS: p -> R (p - c) + c + t (extrinsic x-y-z Euler angles)."""
     m = np.eye(4)
@@ -63,12 +77,9 @@ def save(data: np.ndarray, affine: np.ndarray, path: Path) -> Path:
 def write_shift_warp(shift_ras: np.ndarray, path: Path) -> Path:
     """ANTs displacement field on the template grid: template point p -> p + shift (RAS mm)."""
     shape, affine = template_grid(RES)
-    lps_shift = shift_ras * np.array([-1.0, -1.0, 1.0])
-    field = np.broadcast_to(lps_shift.astype(np.float32), (*shape, 3)).copy()
-    ref = petmod.to_ants(np.zeros(shape, np.float32), affine)
-    img = ants.from_numpy(field, origin=ref.origin, spacing=ref.spacing, direction=ref.direction, has_components=True)
-    ants.image_write(img, str(path))
-    return path
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
+    points = grid @ affine[:3, :3].T + affine[:3, 3] + shift_ras
+    return petmod.dense_map_to_ants_warp(nib.Nifti1Image(points.astype(np.float32), affine), path)
 
 
 @pytest.fixture(scope="module")
@@ -127,31 +138,27 @@ def subject(tmp_path_factory) -> dict:
             "pet4d": pet4d, "a_pet": a_pet, "reference": reference, "brain": brain}
 
 
+PET_SETTINGS = {"motion_correction": "ants", "reference_region": "cerebellar_gm", "erosion_vox": 0,
+                "trimmed_mean_percent": 0.0, "min_brain_overlap": 0.5}
+
+
 @pytest.fixture(scope="module")
 def processed(subject) -> dict:
     """Run motion -> PET->T1 -> template -> SUVR on the synthetic subject."""
     tmp, f = subject["tmp"], subject["files"]
-    out = {k: tmp / v for k, v in {
-        "mean": "mean.nii.gz", "motion": "motion.tsv", "pet2t1": "pet2t1.mat", "pet_tpl": "pet_tpl.nii.gz",
-        "ref": "ref.nii.gz", "suvr": "suvr.nii.gz", "stats": "stats.tsv"}.items()}
-    petmod.correct_motion(f["pet"], out["mean"], out["motion"], subject="SYN01", expected_frames=6, method="ants")
-    pet2t1 = petmod.register_pet_to_t1(out["mean"], f["t1"], out["pet2t1"], subject="SYN01", brain_mask=f["brain_nat"])
-    overlap = petmod.pet_to_template(out["mean"], out["pet2t1"], [f["warp"], f["affine"]], out["pet_tpl"],
-                                     subject="SYN01", resolution_mm=RES)
-    suvrmod.write_reference_mask(out["ref"], reference_region="cerebellar_gm", resolution_mm=RES, erosion_vox=0)
-    suvrmod.compute_suvr(out["pet_tpl"], out["ref"], out["suvr"], out["stats"], subject="SYN01",
-                         erosion_vox=0, motion=out["motion"])
-    return {**out, "pet2t1_matrix": pet2t1, "overlap": overlap}
+    out = petmod.process_session(
+        pet=f["pet"], t1_n4=f["t1"], brain_mask_native=f["brain_nat"], t1_to_template=[f["warp"], f["affine"]],
+        out_dir=tmp / "out", subject="SYN01", session="bl", resolution_mm=RES, expected_frames=6,
+        settings=PET_SETTINGS)
+    pet_tpl = np.asarray(nib.load(out["pet_template"]).dataobj)
+    return {**out, "pet2t1_matrix": petmod.ants_linear_to_ras(ants.read_transform(str(out["pet2t1"]))),
+            "overlap": petmod.brain_overlap(pet_tpl, subject["brain"])}
 
 
 def test_motion_within_half_mm_and_half_degree(processed):
     table = pd.read_csv(processed["motion"], sep="\t")
     assert list(table["frame"]) == [1, 2, 3, 4, 5, 6]
-    est = table[petmod.MOTION_COLUMNS[1:]].to_numpy()
-    err_trans = np.abs(est[:, :3] - MOTION_TRUTH[:, :3]).max()
-    err_rot = np.abs(est[:, 3:] - MOTION_TRUTH[:, 3:]).max()
-    assert err_trans < 0.5, f"translation error {err_trans:.3f} mm"
-    assert err_rot < 0.5, f"rotation error {err_rot:.3f} deg"
+    assert_motion_close(table, MOTION_TRUTH)
     assert table["framewise_displacement_mm"].iloc[0] == 0
     assert (table["framewise_displacement_mm"].iloc[1:] > 0).all()
 
@@ -168,10 +175,7 @@ def test_pet_to_t1_recovers_known_offset(subject, processed):
 def test_suvr_within_5_percent_of_truth_in_each_braak_roi(subject, processed):
     suvr = np.asarray(nib.load(processed["suvr"]).dataobj)
     assert suvr.shape == template_grid(RES)[0]
-    for roi in ["braak1", "braak2", "braak3", "braak4", "braak5", "braak6", "meta_temporal"]:
-        mask = subject["rois"][roi]
-        truth, got = subject["suvr_truth"][mask].mean(), suvr[mask].mean()
-        assert abs(got / truth - 1) < 0.05, f"{roi}: SUVR {got:.3f} vs truth {truth:.3f}"
+    assert_roi_suvr_close(suvr, subject["suvr_truth"], subject["rois"], 0.05)
     stats = pd.read_csv(processed["stats"], sep="\t").iloc[0]
     assert stats["reference_n_voxels"] > 100
     assert abs(stats["reference_mean_bqml"] / REF_BQML - 1) < 0.05
@@ -304,7 +308,7 @@ def test_empty_reference_region_fails(subject, processed, tmp_path):
     outside[0:2, 0:2, 0:2] = 1
     ref = save(outside, template_grid(RES)[1], tmp_path / "outside.nii.gz")
     with pytest.raises(PipelineInputError, match=r"subject BAD05.*suvr.*0 voxels"):
-        suvrmod.compute_suvr(processed["pet_tpl"], ref, tmp_path / "s.nii.gz", tmp_path / "s.tsv", subject="BAD05")
+        suvrmod.compute_suvr(processed["pet_template"], ref, tmp_path / "s.nii.gz", tmp_path / "s.tsv", subject="BAD05")
     assert not (tmp_path / "s.nii.gz").exists() and not (tmp_path / "s.tsv").exists()
 
 
@@ -341,3 +345,77 @@ def test_user_reference_mask_on_another_grid_is_resampled(tmp_path):
     mask = suvrmod.reference_region_mask(str(path), RES)
     assert mask.shape == template_grid(RES)[0]
     assert mask.sum() == pytest.approx(cube.sum() / 8, rel=0.35)
+
+
+# ---------------------------------------------------------------- end to end on the demo cohort
+DEMO_VOXEL_MM = 2.0  # at 4 mm, interpolation alone costs ~5 % in the 4-voxel-thick entorhinal ROI
+
+
+def truth_t1_to_template(truth: Path, out: Path) -> list[Path]:
+    """The demo's true template->native mapping as ANTs transforms ``[warp, identity affine]``."""
+    warp = petmod.dense_map_to_ants_warp(nib.load(truth / "template_to_native_coords.nii.gz"), out / "true_warp.nii.gz")
+    ants.write_transform(petmod.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
+    return [warp, out / "identity.mat"]
+
+
+def truth_brain_mask_native(truth: Path, out: Path) -> Path:
+    """The template brain mask carried to the T1 native grid with the true mapping (nearest)."""
+    coords = nib.load(truth / "native_to_template_coords.nii.gz")
+    tpl = load_template_mask(DEMO_VOXEL_MM)
+    pts = np.asarray(coords.dataobj, dtype=np.float64)
+    vox = (pts - tpl.affine[:3, 3]) @ np.linalg.inv(tpl.affine[:3, :3]).T
+    mask = ndimage.map_coordinates(np.asarray(tpl.dataobj, np.float32), np.moveaxis(vox, -1, 0), order=0)
+    return save(mask, coords.affine, out / "brain_mask_native.nii.gz")
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory) -> dict:
+    """One demo subject (2 mm): DICOM -> BIDS (convert stage) -> PET stage, with the true T1<->template mapping."""
+    from mri2tau.config import load_preset
+    from mri2tau.convert.select import select_series
+    from mri2tau.convert.session import convert_session
+
+    generate_cohort = pytest.importorskip("mri2tau.demo.cohort").generate_cohort
+    root, out = tmp_path_factory.mktemp("demo2mm"), tmp_path_factory.mktemp("demo_pet")
+    generate_cohort(root, subjects=2, seed=0, voxel_mm=DEMO_VOXEL_MM)
+    preset = load_preset("demo")
+    data = preset["data"]
+    pairs = select_series(
+        dicom_root=root / "ADNI", clinical_csv=root / "ADNIMERGE.csv", pairs_tsv=out / "pairs.tsv",
+        excluded_tsv=out / "excluded.tsv", t1_patterns=data["t1_description_patterns"],
+        pet_patterns=data["pet_description_patterns"], exclude_patterns=data["exclude_description_patterns"],
+        max_days=data["max_mri_pet_days"])
+    row = pairs.iloc[0]
+    bids = {k: out / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"), ("pet", "pet.nii.gz"),
+                                          ("pet_json", "pet.json")]}
+    convert_session(sub=row["sub"], ses=row["ses"], t1_dir=row["t1_dir"], pet_dir=row["pet_dir"],
+                    expected_frames=data["pet_n_frames"], **bids)
+    truth = root / "truth" / f"sub-{row['sub']}"
+    paths = petmod.process_session(
+        pet=bids["pet"], sidecar=bids["pet_json"], t1_n4=bids["t1w"],
+        brain_mask_native=truth_brain_mask_native(truth, out), t1_to_template=truth_t1_to_template(truth, out),
+        out_dir=out / "pet", subject=row["sub"], session=row["ses"], resolution_mm=DEMO_VOXEL_MM,
+        expected_frames=data["pet_n_frames"], settings=preset["pet"])
+    return {"paths": paths, "truth": truth}
+
+
+def test_demo_motion_within_half_mm_and_half_degree(demo_session):
+    truth = pd.read_csv(demo_session["truth"] / "motion.tsv", sep="\t")
+    table = pd.read_csv(demo_session["paths"]["motion"], sep="\t")
+    assert list(table["frame"]) == list(truth["frame"])
+    assert_motion_close(table, truth[petmod.MOTION_COLUMNS[1:]].to_numpy())
+
+
+def test_demo_pet_to_t1_recovers_session_offset(demo_session):
+    pet_to_t1 = np.loadtxt(demo_session["truth"] / "pet_to_t1.txt")  # PET world -> T1 world
+    estimated = petmod.ants_linear_to_ras(ants.read_transform(str(demo_session["paths"]["pet2t1"])))
+    points = np.c_[[[0, -20, 10], [50, -20, 10], [-50, -20, 10], [0, 50, 30], [0, -80, -30]], np.ones(5)].T
+    err = np.linalg.norm((estimated @ pet_to_t1 @ points - points)[:3], axis=0)
+    assert err.max() < 2.0, f"PET->T1 error up to {err.max():.2f} mm"
+
+
+def test_demo_suvr_within_5_percent_of_blurred_truth(demo_session):
+    truth = np.asarray(nib.load(demo_session["truth"] / "suvr_template_blurred.nii.gz").dataobj)
+    suvr = np.asarray(nib.load(demo_session["paths"]["suvr"]).dataobj)
+    assert suvr.shape == truth.shape == template_grid(DEMO_VOXEL_MM)[0]
+    assert_roi_suvr_close(suvr, truth, roi_masks(DEMO_VOXEL_MM), 0.05)

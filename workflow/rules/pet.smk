@@ -11,19 +11,10 @@ _PET = config["pet"]
 _RES = config["template"]["resolution_mm"]
 _TPL_PATH = config["template"].get("path")
 _TPL_MASK = config["template"].get("mask_path")
-
-
-def pet_reference_inputs(wildcards):
-    """A user reference mask is an input (edits to the file rerun SUVR); cerebellar_gm needs none."""
-    region = _PET["reference_region"]
-    return [] if region == "cerebellar_gm" else [region]
-
-
-def training_suvrs(wildcards):
-    """SUVR of every training session in the split (read after the split checkpoint)."""
-    with open(checkpoints.split.get().output.splits, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["split"] == "train"]
-    return [SUVR_TEMPLATE.format(sub=r["sub"], ses=r["ses"]) for r in rows]
+# a user reference mask is an input (editing the file reruns SUVR); cerebellar_gm needs none
+_REFERENCE_INPUT = (
+    [] if _PET["reference_region"] == "cerebellar_gm" else [_PET["reference_region"]]
+)
 
 
 rule pet_motion:
@@ -33,17 +24,17 @@ rule pet_motion:
     output:
         mean=PET_MEAN_NATIVE,
         motion=PET_MOTION,
-    params:
-        expected_frames=config["data"]["pet_n_frames"],
-        method=_PET["motion_correction"],
     log:
         log_path("pet_motion"),
+    conda:
+        "../../envs/pet.yaml"
     threads: _PET["threads"]
     resources:
         mem_mb=_PET["mem_mb"],
         runtime=_PET["runtime_min"],
-    conda:
-        "../../envs/pet.yaml"
+    params:
+        expected_frames=config["data"]["pet_n_frames"],
+        method=_PET["motion_correction"],
     script:
         "../scripts/pet_motion.py"
 
@@ -57,12 +48,12 @@ rule pet_to_t1:
         xfm=XFM_PET2T1,
     log:
         log_path("pet_to_t1"),
+    conda:
+        "../../envs/pet.yaml"
     threads: _PET["threads"]
     resources:
         mem_mb=_PET["mem_mb"],
         runtime=_PET["runtime_min"],
-    conda:
-        "../../envs/pet.yaml"
     script:
         "../scripts/pet_to_t1.py"
 
@@ -75,41 +66,41 @@ rule pet_to_template:
         affine=XFM_AFFINE,
     output:
         pet=PET_MEAN_TEMPLATE,
-    params:
-        resolution_mm=_RES,
-        min_brain_overlap=_PET["min_brain_overlap"],
-        template_mask=_TPL_MASK,
     log:
         log_path("pet_to_template"),
+    conda:
+        "../../envs/pet.yaml"
     threads: _PET["threads"]
     resources:
         mem_mb=_PET["mem_mb"],
         runtime=_PET["runtime_min"],
-    conda:
-        "../../envs/pet.yaml"
+    params:
+        resolution_mm=_RES,
+        min_brain_overlap=_PET["min_brain_overlap"],
+        template_mask=_TPL_MASK,
     script:
         "../scripts/pet_to_template.py"
 
 
 rule pet_reference:
     input:
-        pet_reference_inputs,
+        _REFERENCE_INPUT,
     output:
         mask=PET_REFERENCE_MASK,
+    log:
+        log_path("pet_reference", per_subject=False),
+    conda:
+        "../../envs/pet.yaml"
+    threads: 1
+    resources:
+        mem_mb=_PET["mem_mb"],
+        runtime=_PET["runtime_min"],
     params:
         reference_region=_PET["reference_region"],
         erosion_vox=_PET["erosion_vox"],
         resolution_mm=_RES,
         template_path=_TPL_PATH,
         template_mask=_TPL_MASK,
-    log:
-        log_path("pet_reference", per_subject=False),
-    threads: 1
-    resources:
-        mem_mb=_PET["mem_mb"],
-        runtime=_PET["runtime_min"],
-    conda:
-        "../../envs/pet.yaml"
     script:
         "../scripts/pet_reference.py"
 
@@ -122,18 +113,18 @@ rule suvr:
     output:
         suvr=SUVR_TEMPLATE,
         stats=SUVR_STATS,
-    params:
-        reference_region=_PET["reference_region"],
-        erosion_vox=_PET["erosion_vox"],
-        trimmed_mean_percent=_PET["trimmed_mean_percent"],
     log:
         log_path("suvr"),
+    conda:
+        "../../envs/pet.yaml"
     threads: 1
     resources:
         mem_mb=_PET["mem_mb"],
         runtime=10,
-    conda:
-        "../../envs/pet.yaml"
+    params:
+        reference_region=_PET["reference_region"],
+        erosion_vox=_PET["erosion_vox"],
+        trimmed_mean_percent=_PET["trimmed_mean_percent"],
     script:
         "../scripts/suvr.py"
 
@@ -143,15 +134,17 @@ rule pet_qc:
         suvr=SUVR_TEMPLATE,
         t1=T1_TEMPLATE,
     output:
-        png=report(PET_QC, category="QC", subcategory="PET", caption="../report/qc_pet.rst"),
+        png=report(
+            PET_QC, category="QC", subcategory="PET", caption="../report/qc_pet.rst"
+        ),
     log:
         log_path("pet_qc"),
+    conda:
+        "../../envs/pet.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/pet.yaml"
     script:
         "../scripts/pet_qc.py"
 
@@ -159,23 +152,23 @@ rule pet_qc:
 rule harmonize_fit:
     input:
         splits=SPLITS,
-        suvr=training_suvrs,
+        suvr=split_sessions(SUVR_TEMPLATE, "train"),
     output:
         params=HARMONIZATION_PARAMS,
-    params:
-        suvr_pattern=SUVR_TEMPLATE,
-        method=config["harmonization"]["method"],
-        robust_percentile=config["harmonization"]["robust_percentile"],
-        resolution_mm=_RES,
-        template_mask=_TPL_MASK,
     log:
         log_path("harmonize_fit", per_subject=False),
+    conda:
+        "../../envs/pet.yaml"
     threads: 1
     resources:
         mem_mb=_PET["mem_mb"],
         runtime=_PET["runtime_min"],
-    conda:
-        "../../envs/pet.yaml"
+    params:
+        suvr_pattern=lambda wildcards: SUVR_TEMPLATE,
+        method=config["harmonization"]["method"],
+        robust_percentile=config["harmonization"]["robust_percentile"],
+        resolution_mm=_RES,
+        template_mask=_TPL_MASK,
     script:
         "../scripts/harmonize_fit.py"
 
@@ -187,20 +180,22 @@ rule harmonize_apply:
         splits=SPLITS,
     output:
         suvr=SUVR_STD_TEMPLATE,
-    params:
-        on_unknown=config["harmonization"]["on_unknown_manufacturer"],
-        resolution_mm=_RES,
-        template_mask=_TPL_MASK,
     log:
         log_path("harmonize_apply"),
+    conda:
+        "../../envs/pet.yaml"
     threads: 1
     resources:
         mem_mb=_PET["mem_mb"],
         runtime=10,
-    conda:
-        "../../envs/pet.yaml"
+    params:
+        on_unknown=config["harmonization"]["on_unknown_manufacturer"],
+        resolution_mm=_RES,
+        template_mask=_TPL_MASK,
     script:
         "../scripts/harmonize_apply.py"
 
 
-FINAL_TARGETS.append(lambda: expand_sessions(SUVR_STD_TEMPLATE) + expand_sessions(PET_QC))
+FINAL_TARGETS.append(
+    lambda: expand_sessions(SUVR_STD_TEMPLATE) + expand_sessions(PET_QC)
+)

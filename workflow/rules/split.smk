@@ -8,18 +8,18 @@ checkpoint split:
         pairs=PAIRS,
     output:
         splits=SPLITS,
-    params:
-        test_fraction=config["split"]["test_fraction"],
-        seed=config["split"]["seed"],
-        stratify_by=config["split"]["stratify_by"],
     log:
         log_path("split", per_subject=False),
+    conda:
+        "../../envs/pet.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/pet.yaml"
+    params:
+        test_fraction=config["split"]["test_fraction"],
+        seed=config["split"]["seed"],
+        stratify_by=config["split"]["stratify_by"],
     script:
         "../scripts/split.py"
 

@@ -198,3 +198,19 @@ def compute_suvr(
         nib.save(nib.Nifti1Image((pet / mean).astype(np.float32), img.affine), tmp)
     write_tsv_atomic(stats_out, pd.DataFrame([stats]))
     return mean
+
+
+def save_suvr_qc(
+    suvr: str | Path, t1: str | Path, out_png: str | Path, *, subject: str, session: str, threshold: float = 1.0
+) -> None:
+    """Rule ``pet_qc``: SUVR above ``threshold`` in colour over the template-space T1 (three views, PNG)."""
+    from mri2tau.preprocess.qc import three_view_png
+
+    suvr_data = np.asarray(nib.load(suvr).dataobj, dtype=np.float32)
+    t1_data = np.asarray(nib.load(t1).dataobj, dtype=np.float32)
+    hi = float(np.percentile(suvr_data[suvr_data > threshold], 99.5)) if (suvr_data > threshold).any() else 2.0
+    three_view_png(
+        t1_data, out_png, overlay=np.where(suvr_data > threshold, suvr_data, 0.0),
+        overlay_range=(threshold, max(hi, threshold + 0.5)), overlay_label="SUVR",
+        title=f"sub-{subject} ses-{session}: tau SUVR (cerebellar GM = 1) over T1, template space",
+    )
