@@ -67,11 +67,137 @@ def bench_mri(case: Case) -> dict[str, float]:
             "r_affine": row["r_affine"], "r_syn": row["r_syn"]}
 
 
-# Stage name -> benchmark function, in DAG order (the PET stage adds its entry after "mri").
-# NOTE for the PET engineer: a first version of this file that you had created (uncommitted) was
-# overwritten by mistake by the MRI engineer at 23:35 and could not be recovered; please re-add
-# the PET part as a function here and an entry in STAGES (then delete this note).
-STAGES: dict[str, Callable[[Case], dict[str, float]]] = {"mri": bench_mri}
+def _timed(figures: dict[str, float], key: str, func: Callable[..., object], /, **kwargs: object) -> object:
+    started = time.perf_counter()
+    result = func(**kwargs)
+    figures[key] = time.perf_counter() - started
+    return result
+
+
+def _roi_errors(suvr_path: Path, truth_path: Path, resolution_mm: float, prefix: str) -> dict[str, float]:
+    """Signed % error of mean SUVR per Braak ROI (and meta-temporal) against the blurred truth."""
+    from mri2tau.templates import roi_masks
+
+    suvr, truth = (np.asarray(nib.load(p).dataobj) for p in (suvr_path, truth_path))
+    return {f"{prefix}_{roi}_pct": float(100 * (suvr[m].mean() / truth[m].mean() - 1))
+            for roi, m in roi_masks(resolution_mm).items()}
+
+
+def _convert_pet(case: Case) -> tuple[Path, Path]:
+    """The subject's dynamic PET DICOM -> 4D NIfTI + BIDS sidecar (convert stage), under ``case.out``."""
+    from mri2tau.convert.select import select_series
+    from mri2tau.convert.session import convert_session
+
+    data, out = case.config()["data"], case.out / "convert"
+    pairs = select_series(
+        dicom_root=case.root / "ADNI", clinical_csv=case.root / "ADNIMERGE.csv", pairs_tsv=out / "pairs.tsv",
+        excluded_tsv=out / "excluded.tsv", t1_patterns=data["t1_description_patterns"],
+        pet_patterns=data["pet_description_patterns"], exclude_patterns=data["exclude_description_patterns"],
+        max_days=100_000)  # pair whatever the gap: only the PET series is needed here
+    row = pairs.iloc[0]
+    files = {k: out / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"),
+                                           ("pet", "pet.nii.gz"), ("pet_json", "pet.json")]}
+    convert_session(sub=row["sub"], ses=row["ses"], t1_dir=row["t1_dir"], pet_dir=row["pet_dir"],
+                    expected_frames=data["pet_n_frames"], **files)
+    return files["pet"], files["pet_json"]
+
+
+def bench_pet(case: Case) -> dict[str, float]:
+    """PET stage (motion, PET->T1, template, reference, SUVR) on the subject's converted PET.
+
+    Uses the MRI stage's outputs (``case.out / "mri"``). Accuracy: motion and PET->T1 against the
+    truth; Braak-ROI SUVR against ``suvr_template_blurred``, end to end (MRI stage transforms) and
+    for the PET stage alone (the true template<->native mapping as the T1 transforms).
+    """
+    import ants
+    import pandas as pd
+
+    from mri2tau.preprocess import pet, suvr
+    from mri2tau.preprocess.registration import forward_transforms
+
+    settings, res, mri, out = case.config()["pet"], case.resolution_mm, case.out / "mri", case.out / "pet"
+    figures: dict[str, float] = {}
+    pet_4d, sidecar = _timed(figures, "convert_s", _convert_pet, case=case)
+    f = {k: out / name for k, name in [("mean", "mean.nii.gz"), ("motion", "motion.tsv"), ("xfm", "pet2t1.mat"),
+                                       ("tpl", "tpl.nii.gz"), ("ref", "ref.nii.gz"), ("suvr", "suvr.nii.gz"),
+                                       ("stats", "stats.tsv"), ("tpl_true", "tpl_true.nii.gz"),
+                                       ("suvr_true", "suvr_true.nii.gz"), ("stats_true", "stats_true.tsv")]}
+    _timed(figures, "motion_s", pet.correct_motion, pet=pet_4d, sidecar=sidecar, pet_mean_out=f["mean"],
+           motion_out=f["motion"], subject=case.subject, expected_frames=6, method=settings["motion_correction"])
+    _timed(figures, "pet2t1_s", pet.register_pet_to_t1, pet_mean=f["mean"], t1=mri / "n4.nii.gz", xfm_out=f["xfm"],
+           subject=case.subject, brain_mask=mri / "mask_native.nii.gz")
+    _timed(figures, "template_s", pet.pet_to_template, pet_mean=f["mean"], pet_to_t1=f["xfm"],
+           t1_to_template=forward_transforms(mri / "affine.mat", mri / "warp.nii.gz"), out=f["tpl"],
+           subject=case.subject, resolution_mm=res, min_brain_overlap=settings["min_brain_overlap"])
+    _timed(figures, "reference_s", suvr.write_reference_mask, out=f["ref"], reference_region=settings["reference_region"],
+           resolution_mm=res, erosion_vox=settings["erosion_vox"])
+    _timed(figures, "suvr_s", suvr.compute_suvr, pet_template=f["tpl"], reference_mask=f["ref"], suvr_out=f["suvr"],
+           stats_out=f["stats"], subject=case.subject, motion=f["motion"])
+
+    truth_motion = pd.read_csv(case.truth / "motion.tsv", sep="\t")[pet.MOTION_COLUMNS[1:]].to_numpy()
+    err = np.abs(pd.read_csv(f["motion"], sep="\t")[pet.MOTION_COLUMNS[1:]].to_numpy() - truth_motion)
+    figures |= {"motion_err_mm": float(err[:, :3].max()), "motion_err_deg": float(err[:, 3:].max())}
+    estimated = pet.ants_linear_to_ras(ants.read_transform(str(f["xfm"])))
+    points = np.c_[[[0, -20, 10], [50, -20, 10], [-50, -20, 10], [0, 50, 30], [0, -80, -30]], np.ones(5)].T
+    moved = estimated @ np.loadtxt(case.truth / "pet_to_t1.txt") @ points - points
+    figures["pet2t1_err_mm"] = float(np.linalg.norm(moved[:3], axis=0).max())
+    blurred = case.truth / "suvr_template_blurred.nii.gz"
+    figures |= _roi_errors(f["suvr"], blurred, res, "e2e")
+    # the same chain with the TRUE template<->native mapping isolates the PET stage
+    true_warp = pet.dense_map_to_ants_warp(nib.load(case.truth / "template_to_native_coords.nii.gz"),
+                                           out / "true_warp.nii.gz")
+    ants.write_transform(pet.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
+    pet.pet_to_template(f["mean"], f["xfm"], [true_warp, out / "identity.mat"], f["tpl_true"],
+                        subject=case.subject, resolution_mm=res)
+    suvr.compute_suvr(f["tpl_true"], f["ref"], f["suvr_true"], f["stats_true"], subject=case.subject)
+    return figures | _roi_errors(f["suvr_true"], blurred, res, "petonly")
+
+
+def bench_harmonize(case: Case) -> dict[str, float]:
+    """Between-manufacturer SD of Braak-ROI SUVR for held-out subjects, before/after standardization.
+
+    Own 12-subject cohort with ``--all-manufacturers`` (>= 2 mm): training subjects contribute
+    their own-manufacturer ``suvr_template_blurred``, held-out subjects are read under every
+    manufacturer from ``truth/manufacturers/`` (docs/demo-cohort.md).
+    """
+    import pandas as pd
+
+    from mri2tau.data.split import stratified_split
+    from mri2tau.demo.cohort import generate_cohort
+    from mri2tau.preprocess import harmonize as hz
+    from mri2tau.templates import load_template_mask, roi_masks
+
+    res, root = max(case.resolution_mm, 2.0), case.out / "harmonize_cohort"
+    generate_cohort(root, subjects=12, seed=0, voxel_mm=res, all_manufacturers=True)
+    truth = root / "truth"
+    cohort = pd.read_csv(truth / "cohort.tsv", sep="\t", dtype=str)
+    splits = stratified_split(cohort.rename(columns={"dx_bl": "dx", "viscode": "ses"}), test_fraction=0.25, seed=0)
+    brain = np.asarray(load_template_mask(res).dataobj) > 0
+    rois = [m for r, m in roi_masks(res).items() if r.startswith("braak")]
+    train = splits[splits["split"] == "train"]
+    held_out = splits.loc[splits["split"] == "test", "sub"].tolist()
+    vendors = sorted(p.name for p in (truth / "manufacturers").iterdir())
+    figures: dict[str, float] = {"n_train": len(train), "n_held_out": len(held_out)}
+    for method in ("zscore", "minmax"):
+        params = hz.fit_harmonization_params(
+            [(r.sub, r.manufacturer, truth / f"sub-{r.sub}" / "suvr_template_blurred.nii.gz") for r in train.itertuples()],
+            brain, method=method)
+        before, after = [], []
+        for sub in held_out:
+            maps = {v: np.asarray(nib.load(truth / "manufacturers" / v / f"sub-{sub}_suvr_template_blurred.nii.gz").dataobj)
+                    for v in vendors}
+            before.append([[m[roi].mean() for roi in rois] for m in maps.values()])
+            after.append([[hz.apply_map(m, brain, *hz.subject_map(params, v, subject=sub))[roi].mean() for roi in rois]
+                          for v, m in maps.items()])
+        sd_before, sd_after = float(np.std(before, axis=1).mean()), float(np.std(after, axis=1).mean())
+        figures |= {f"{method}_sd_before": sd_before, f"{method}_sd_after": sd_after,
+                    f"{method}_reduction_pct": 100 * (1 - sd_after / sd_before)}
+    return figures
+
+
+# Stage name -> benchmark function, in DAG order.
+STAGES: dict[str, Callable[[Case], dict[str, float]]] = {"mri": bench_mri, "pet": bench_pet,
+                                                         "harmonize": bench_harmonize}
 
 
 # ---------------------------------------------------------------- runner
