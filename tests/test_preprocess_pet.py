@@ -299,6 +299,15 @@ def test_pet_without_brain_overlap_fails_naming_the_fraction(subject, processed,
     assert not out.exists()
 
 
+def test_empty_native_brain_mask_fails_before_registration(subject, processed, tmp_path):
+    mask = nib.load(subject["files"]["brain_nat"])
+    empty = save(np.zeros(mask.shape), mask.affine, tmp_path / "empty_mask.nii.gz")
+    with pytest.raises(PipelineInputError, match=r"subject BAD06.*pet_to_t1.*empty \(0 voxels\)"):
+        petmod.register_pet_to_t1(processed["mean"], subject["files"]["t1"], tmp_path / "x.mat", subject="BAD06",
+                                  brain_mask=empty)
+    assert not (tmp_path / "x.mat").exists()
+
+
 def test_empty_reference_region_fails(subject, processed, tmp_path):
     empty = save(np.zeros(template_grid(RES)[0]), template_grid(RES)[1], tmp_path / "empty_ref.nii.gz")
     with pytest.raises(PipelineInputError, match="empty"):
