@@ -1,10 +1,10 @@
 """DAG-building time of the real workflow for large cohorts (no images involved).
 
 For each cohort size N this copies the workflow into a temporary working directory, fakes the
-conversion checkpoint as done (a ``pairs.tsv`` with N sessions, empty DICOM folders, and the
-checkpoint's own inputs/outputs with consistent mtimes), then times ``snakemake -n all``,
-which builds the whole DAG for N sessions and prints the plan. Only DAG building and planning
-are measured; nothing runs.
+two checkpoints as done (conversion's ``pairs.tsv`` with N sessions and empty DICOM folders,
+the split's ``splits.tsv``, with consistent mtimes), then times ``snakemake -n all``, which
+builds the whole DAG for N sessions (every stage) and prints the plan. Only DAG building and
+planning are measured; nothing runs.
 
     .venv/bin/python bench/dag.py                 # 100, 500, 2000 sessions
     .venv/bin/python bench/dag.py 100 --keep DIR  # keep the working directory for a look
@@ -15,7 +15,6 @@ Target: < 10 s for 2,000 sessions.
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import subprocess
 import sys
@@ -23,23 +22,28 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from slurm.runner import copy_workflow, env, snakemake_cmd  # noqa: E402
 
 from mri2tau.config import resolve_config  # noqa: E402
+from mri2tau.convert.select import EXCLUDED_COLUMNS, PAIR_COLUMNS  # noqa: E402
+from mri2tau.data.split import stratified_split  # noqa: E402
 
 DIAGNOSES = ("CN", "SMC", "EMCI", "LMCI", "AD")
 MANUFACTURERS = ("Siemens", "GE", "Philips")
 MAX_SETUP_ROUNDS = 5
 
 
-def fake_pairs(workdir: Path, config: dict, n: int) -> None:
-    """Write the select_series checkpoint's outputs for ``n`` sessions, newer than its inputs.
+def fake_checkpoints(workdir: Path, config: dict, n: int) -> None:
+    """Write both checkpoints' outputs for ``n`` sessions, newer than their inputs.
 
-    Paths follow workflow/rules/common.smk (PAIRS, EXCLUDED under ``results_dir``) and the
-    checkpoint's inputs (``data.dicom_root``, ``data.clinical_csv``).
+    select_series -> ``pairs.tsv`` (+ empty ``excluded.tsv``), with an empty DICOM folder per
+    series; split -> ``splits.tsv`` from the pipeline's own stratified split. Paths follow
+    workflow/rules/common.smk (PAIRS, EXCLUDED, SPLITS under ``results_dir``).
     """
     data = config["data"]
     dicom_root = workdir / data["dicom_root"]
@@ -52,20 +56,25 @@ def fake_pairs(workdir: Path, config: dict, n: int) -> None:
         pet_dir = dicom_root / ptid / "AV1451" / "2020-02-01" / f"I{2 * i + 2}"
         for d in (t1_dir, pet_dir):
             d.mkdir(parents=True, exist_ok=True)
+        dx = DIAGNOSES[i % len(DIAGNOSES)]
         rows.append({
-            "sub": ptid.replace("_", ""), "ses": "bl", "ptid": ptid, "viscode": "bl",
-            "diagnosis": DIAGNOSES[i % len(DIAGNOSES)], "manufacturer": MANUFACTURERS[i % len(MANUFACTURERS)],
+            "sub": ptid.replace("_", ""), "ses": "bl", "ptid": ptid, "rid": i + 1000, "viscode": "bl",
             "t1_dir": str(t1_dir.relative_to(workdir)), "pet_dir": str(pet_dir.relative_to(workdir)),
-            "mri_date": "2020-01-01", "pet_date": "2020-02-01", "days_apart": 31,
+            "t1_date": "2020-01-01", "pet_date": "2020-02-01", "gap_days": 31,
+            "manufacturer": MANUFACTURERS[i % len(MANUFACTURERS)], "dx": dx,
+            "dx_group": {"CN": "CN", "AD": "AD"}.get(dx, "MCI"),
         })  # fmt: skip
-    convert = workdir / config["results_dir"] / "convert"
-    convert.mkdir(parents=True, exist_ok=True)
+    pairs = pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS, fill_value="n/a")
+    results = workdir / config["results_dir"]
+    (results / "convert").mkdir(parents=True, exist_ok=True)
     time.sleep(0.01)  # outputs strictly newer than inputs
-    with open(convert / "pairs.tsv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
-        writer.writeheader()
-        writer.writerows(rows)
-    (convert / "excluded.tsv").write_text("ptid\tseries\treason\n")
+    pairs.to_csv(results / "convert" / "pairs.tsv", sep="\t", index=False)
+    (results / "convert" / "excluded.tsv").write_text("\t".join(EXCLUDED_COLUMNS) + "\n")
+    time.sleep(0.01)
+    split = config["split"]
+    splits = stratified_split(pairs, test_fraction=split["test_fraction"], seed=split["seed"],
+                              stratify_by=split["stratify_by"])  # fmt: skip
+    splits.to_csv(results / "splits.tsv", sep="\t", index=False)
 
 
 def dry_run(workdir: Path) -> subprocess.CompletedProcess:
@@ -91,7 +100,7 @@ def bench(n: int, keep: Path | None = None) -> tuple[float, int]:
         workdir = keep / f"n{n}" if keep else Path(tmp)
         user = {"preset": "demo", "demo": {"subjects": n}}
         copy_workflow(workdir, user)
-        fake_pairs(workdir, resolve_config(user), n)
+        fake_checkpoints(workdir, resolve_config(user), n)
         for _ in range(MAX_SETUP_ROUNDS):  # inputs other stages need beyond the checkpoint
             res = dry_run(workdir)
             if res.returncode == 0 or not touch_missing_inputs(workdir, res.stdout):

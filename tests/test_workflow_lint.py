@@ -44,10 +44,12 @@ def test_rule_parser_finds_missing_directives(tmp_path):
     smk.write_text(
         "rule good:\n    output: 'a'\n    threads: 2\n    resources:\n        mem_mb=100,\n"
         "        runtime=5,\n    script: 's.py'\n\n# comment\nrule bad:\n    output: 'b'\n"
-        "    resources: mem_mb=10\n    shell: 'touch {output}'\n"
+        "    resources: mem_mb=10\n    shell: 'touch {output}'\nX = 1\nif X:\n\n    rule inner:\n"
+        "        threads: 1\n\n    Y = 2\n"
     )
     blocks = rule_blocks(smk)
-    assert set(blocks) == {"good", "bad"}
+    assert set(blocks) == {"good", "bad", "inner"}
+    assert "Y = 2" not in blocks["inner"] and directive(blocks["inner"], "threads").strip() == "1"
     assert directive(blocks["good"], "threads").strip() == "2"
     assert "runtime=5" in directive(blocks["good"], "resources")
     assert directive(blocks["bad"], "threads") is None

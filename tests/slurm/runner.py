@@ -2,9 +2,11 @@
 
 A working directory gets its own copy of the workflow code (``Snakefile``, ``workflow/``,
 ``envs/``, ``profiles/``) so a test may edit a script or the config there without touching the
-repository, plus a ``config.yaml`` written from a dict. Jobs are named ``rule[key=value,...]``
-(wildcards sorted), the same in a dry run's plan and in the job DAG, so tests can assert exact
-job sets.
+repository, plus a ``config.yaml`` written from a dict. The copy may include only the first
+stages (``stages=``): its ``all`` then builds exactly what those stages add to the final
+targets, e.g. the DAG through conversion and preprocessing. (``--until``/``--omit-from``
+cannot express that: with the conversion checkpoint they plan nothing after it.) Jobs are named ``rule[key=value,...]``
+(wildcards sorted) as parsed from a dry run's plan, so tests can assert exact job sets.
 """
 
 from __future__ import annotations
@@ -26,15 +28,38 @@ WORKFLOW_PATHS = ("Snakefile", "workflow", "envs", "profiles")
 RULE_FILES = REPO / "workflow" / "rules"
 
 # The demo DAG through conversion and preprocessing, small: 2 subjects, coarse voxels.
+# 3 generated subjects: the generator gives one no MRI within 100 days of its PET -> 2 sessions,
+# split 1 train / 1 test (so a failing test subject blocks no shared job); the test subject's
+# manufacturer then has no training subject, so harmonization passes it through unchanged.
 SMALL_DEMO = {
     "preset": "demo",
-    "demo": {"subjects": 2, "seed": 0, "voxel_mm": 4.0},
+    "demo": {"subjects": 3, "seed": 0, "voxel_mm": 4.0},
     "template": {"resolution_mm": 4.0},
+    "split": {"test_fraction": 0.5},
+    "harmonization": {"on_unknown_manufacturer": "identity"},
 }
 
 
-def copy_workflow(workdir: Path, config: dict[str, Any]) -> Path:
-    """Copy the workflow code into ``workdir`` and write ``config`` as its ``config.yaml``."""
+_INCLUDE = re.compile(r'^include: "workflow/rules/(\w+)\.smk"\s*$')
+
+
+def all_stages() -> list[str]:
+    """Stage names in the order the Snakefile includes them (``common`` first)."""
+    lines = (REPO / "Snakefile").read_text().splitlines()
+    return [m.group(1) for line in lines if (m := _INCLUDE.match(line))]
+
+
+def stages_through(last: str) -> list[str]:
+    """The stages up to and including ``last`` (Snakefile order)."""
+    stages = all_stages()
+    return stages[: stages.index(last) + 1]
+
+
+def copy_workflow(workdir: Path, config: dict[str, Any], stages: Iterable[str] | None = None) -> Path:
+    """Copy the workflow code into ``workdir`` and write ``config`` as its ``config.yaml``.
+
+    With ``stages``, the copied Snakefile includes only those stage files (and ``common``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_PATHS:
         src = REPO / name
@@ -42,6 +67,11 @@ def copy_workflow(workdir: Path, config: dict[str, Any]) -> Path:
             shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, workdir / name)
+    if stages is not None:
+        keep = {"common", *stages}
+        lines = (workdir / "Snakefile").read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines if not (m := _INCLUDE.match(ln)) or m.group(1) in keep]
+        (workdir / "Snakefile").write_text("".join(kept))
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
 
@@ -137,58 +167,41 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
     return set(parse_dry_run(res.stdout))
 
 
-# ---------------------------------------------------------------- job DAG
-_NODE = re.compile(r'^\s*(\d+)\[label = "([^"]*)"')
-_EDGE = re.compile(r"^\s*(\d+) -> (\d+)\s*$")
+def forced_jobs(workdir: Path, rules: Iterable[str], *args: str) -> set[str]:
+    """Jobs Snakemake plans when ``rules`` are forced: their jobs and everything downstream."""
+    return planned_jobs(workdir, *args, "--forcerun", *rules)
 
 
-def job_dag(workdir: Path, *args: str) -> dict[str, set[str]]:
-    """The whole job DAG for ``ARGS`` (as with --forceall): job -> jobs that consume its output."""
-    res = run(workdir, "--dag", "--forceall", *args)
-    names: dict[str, str] = {}
-    children: dict[str, set[str]] = {}
-    for line in res.stdout.splitlines():
-        if node := _NODE.match(line):
-            rule, *wc = node.group(2).split("\\n")
-            names[node.group(1)] = job_name(rule, dict(w.split(": ", 1) for w in wc))
-        elif edge := _EDGE.match(line):
-            children.setdefault(edge.group(1), set()).add(edge.group(2))
-    return {names[i]: {names[c] for c in children.get(i, ())} for i in names}
+def planned_outputs(workdir: Path, *args: str) -> set[str]:
+    """Output files of the jobs a dry run (``snakemake -n ARGS``) would execute now."""
+    text = run(workdir, "-n", *args).stdout
+    return {f for line in re.findall(r"^    output: (.*)$", text, re.M) for f in line.split(", ")}
 
 
 def rule_of(job: str) -> str:
     return job.split("[", 1)[0]
 
 
-def jobs_of(dag: dict[str, set[str]], rules: Iterable[str]) -> set[str]:
-    rules = set(rules)
-    return {j for j in dag if rule_of(j) in rules}
-
-
-def with_downstream(dag: dict[str, set[str]], jobs: Iterable[str]) -> set[str]:
-    """``jobs`` and every job that (transitively) consumes their outputs."""
-    todo, seen = list(jobs), set()
-    while todo:
-        job = todo.pop()
-        if job not in seen:
-            seen.add(job)
-            todo.extend(dag.get(job, ()))
-    return seen
+def rules_of(jobs: Iterable[str]) -> set[str]:
+    return {rule_of(j) for j in jobs}
 
 
 # ---------------------------------------------------------------- workflow rules
-_HEAD = re.compile(r"^(?:rule|checkpoint) (\w+):")
+_HEAD = re.compile(r"^(\s*)(?:rule|checkpoint) (\w+):")
 
 
 def rule_blocks(path: Path) -> dict[str, str]:
-    """Rule name -> the text of its block, for top-level ``rule``/``checkpoint`` in one file."""
+    """Rule name -> the text of its block, for each ``rule``/``checkpoint`` in one file.
+
+    A block is every following line indented deeper than its head (rules inside an ``if`` too).
+    """
     blocks: dict[str, list[str]] = {}
-    current = None
+    current, indent = None, 0
     for line in path.read_text().splitlines():
         if head := _HEAD.match(line):
-            current = head.group(1)
+            current, indent = head.group(2), len(head.group(1))
             blocks[current] = []
-        elif line and not line[0].isspace() and not line.startswith("#"):
+        elif current is not None and line.strip() and len(line) - len(line.lstrip()) <= indent:
             current = None
         elif current is not None:
             blocks[current].append(line)
@@ -226,24 +239,21 @@ def declared_rules() -> set[str]:
 
 
 # ---------------------------------------------------------------- reference run
-PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet")
+# Conversion and preprocessing; split is included because PET harmonization is fitted on the
+# training subjects.
+PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet", "split")
 _REFERENCE: dict[str, Path] = {}
 
 
-def preprocessing_target() -> list[str]:
-    """Command-line target for the demo DAG through conversion and preprocessing."""
-    return ["all", "--until", *stage_rules(*PREPROCESSING_STAGES)]
-
-
 def reference_run(base: Path) -> Path:
-    """A finished local run (profiles/local) of :func:`preprocessing_target` for SMALL_DEMO.
+    """A finished local run (profiles/local) of SMALL_DEMO through PREPROCESSING_STAGES.
 
-    Built once per test session under ``base`` and shared; tests must not modify it (copy it
-    with :func:`copy_run` first).
+    Built once per test session under ``base`` and shared: tests must leave it as they found
+    it (copy it with :func:`copy_run` to change anything).
     """
     if "small" not in _REFERENCE:
-        wd = copy_workflow(base / "reference-run", SMALL_DEMO)
-        run(wd, *preprocessing_target(), "--profile", "profiles/local", timeout=900)
+        wd = copy_workflow(base / "reference-run", SMALL_DEMO, PREPROCESSING_STAGES)
+        run(wd, "all", "--profile", "profiles/local", timeout=900)
         _REFERENCE["small"] = wd
     return _REFERENCE["small"]
 

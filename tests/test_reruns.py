@@ -1,0 +1,113 @@
+"""Incremental reruns: after a full run only what a change touches is planned again.
+
+The full run is the demo DAG (2 sessions, coarse voxels) through conversion and preprocessing
+(tests/slurm/runner.py:reference_run). Assertions compare EXACT job sets (``rule[wildcards]``):
+what a dry run plans after the change, against what Snakemake plans when the changed rule(s)
+are forced (``--forcerun``: their jobs and everything downstream), plus the stages that must
+not run again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import yaml
+
+from slurm.runner import (
+    PREPROCESSING_STAGES,
+    REPO,
+    forced_jobs,
+    planned_jobs,
+    reference_run,
+    rule_scripts,
+    rules_of,
+    stage_rules,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    return reference_run(tmp_path_factory.getbasetemp())
+
+
+def sessions_in(jobs: set[str], rule: str) -> int:
+    return sum(j.startswith(f"{rule}[") for j in jobs)
+
+
+def test_nothing_to_do_after_full_run(done):
+    assert planned_jobs(done, "all") == set()
+    # conversion forced: every later per-session job is planned again, for both sessions
+    everything = forced_jobs(done, ["convert_session"], "all")
+    per_session = rules_of(j for j in everything if "sub=" in j)
+    assert {"convert_session", "mri_preprocess", "suvr"} <= per_session
+    assert all(sessions_in(everything, rule) == 2 for rule in per_session)
+
+
+# Snakemake 9.27.1 never re-checks code or params of a job whose input function reads a
+# checkpoint that itself depends on another checkpoint's output (here harmonize_fit:
+# training_suvrs() reads the `split` checkpoint, whose input is select_series's pairs.tsv).
+# Reproduced on a 5-rule Snakefile; taking the SUVRs via expand_sessions() + splits.tsv and
+# choosing the training rows in code avoids it. strict: passes once pet.smk is changed.
+NESTED_CHECKPOINT_BUG = pytest.mark.xfail(
+    strict=True, reason="harmonize_fit input function reads the nested `split` checkpoint (see comment)"
+)
+
+
+# One per-session rule per stage, one aggregate, and harmonize_fit (each costs two dry runs).
+EDITED_RULES = ["convert_session", "mri_preprocess", "qc_registration", "suvr", "harmonize_fit"]
+
+
+def _edited_scripts() -> list:
+    script_of = {rule: script for script, rules in rule_scripts(REPO).items() for rule in rules}
+    return [pytest.param(script_of[r], marks=NESTED_CHECKPOINT_BUG) if r == "harmonize_fit" else script_of[r]
+            for r in EDITED_RULES]  # fmt: skip
+
+
+@pytest.mark.parametrize("script", _edited_scripts())
+def test_editing_a_script_reruns_only_its_rules_jobs(done, script):
+    """A newer script reruns every job of the rule(s) running it and what follows, nothing else."""
+    rules = rule_scripts(done)[script]
+    path = done / script
+    st = path.stat()
+    try:
+        os.utime(path)  # edited now
+        planned = planned_jobs(done, "all")
+    finally:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert planned == forced_jobs(done, rules, "all")
+    assert set(rules) <= rules_of(planned)
+
+
+def test_reference_region_change_reruns_suvr_and_what_follows_only(done):
+    """A user reference mask instead of cerebellar GM: SUVR onwards, never conversion/registration."""
+    mask = done / "results" / "derivatives" / "mri2tau"
+    mask = next(mask.glob("tpl-*/tpl-*_desc-petreference_mask.nii.gz"))
+    custom = done / "custom_reference_mask.nii.gz"
+    shutil.copy2(mask, custom)
+    try:
+        planned = planned_jobs(done, "all", "--config", f"pet={{reference_region: {custom.name}}}")
+    finally:
+        custom.unlink()
+    assert planned == forced_jobs(done, ["pet_reference", "suvr"], "all")
+    assert sessions_in(planned, "suvr") == 2
+    not_again = {*stage_rules("demo", "convert", "mri", "split"), "pet_motion", "pet_to_t1", "pet_to_template"}
+    assert not rules_of(planned) & not_again
+
+
+@NESTED_CHECKPOINT_BUG
+def test_harmonization_setting_change_reruns_harmonization_only(done):
+    planned = planned_jobs(done, "all", "--config", "harmonization={robust_percentile: 2.0}")
+    assert planned == forced_jobs(done, ["harmonize_fit"], "all")
+
+
+@pytest.mark.skip(reason="needs a full run through the train stage (rule train_model) in the reference run; "
+                  "enable when it fits the test budget")  # fmt: skip
+def test_training_setting_reruns_training_and_what_follows_only(done):
+    override = yaml.safe_dump({"seed": 1}, default_flow_style=True).strip()
+    planned = planned_jobs(done, "all", "--config", f"train={override}")
+    assert planned == forced_jobs(done, ["train_model"], "all")
+    assert not rules_of(planned) & set(stage_rules(*PREPROCESSING_STAGES, "slices"))
