@@ -1,4 +1,5 @@
 # Stage: train. One job per enabled 2D model: slices -> results/models/{model}/model.pt (+ metrics.csv).
+import os
 import re
 
 from mri2tau.train.runner import enabled_2d_models, model_hparams
@@ -25,21 +26,21 @@ rule train_model:
     output:
         model=MODEL_FILE,
         metrics=MODEL_METRICS,
-    params:
-        hparams=lambda wc: model_hparams(wc.model, config),
-        settings=TRAIN_SETTINGS,
-        out_dir=lambda wc: MODEL_DIR.format(model=wc.model),
-    wildcard_constraints:
-        model="|".join(map(re.escape, TRAIN_MODELS)) or "no-model-enabled",
     log:
         "logs/train_model/{model}.log",
+    wildcard_constraints:
+        model="|".join(map(re.escape, TRAIN_MODELS)) or "no-model-enabled",
+    conda:
+        "../../envs/train.yaml"
     threads: config["train"]["threads"]
     resources:
         mem_mb=config["train"]["mem_mb"],
         runtime=config["train"]["runtime_min"],
         gpu=config["train"]["gpus"],  # SLURM: --gpus (profiles/slurm sets 1 on its GPU partition)
-    conda:
-        "../../envs/train.yaml"
+    params:
+        hparams=lambda wc: model_hparams(wc.model, config),
+        settings=TRAIN_SETTINGS,
+        out_dir=lambda wc, output: os.path.dirname(output.model),
     script:
         "../scripts/train.py"
 
