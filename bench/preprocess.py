@@ -156,42 +156,55 @@ def bench_pet(case: Case) -> dict[str, float]:
 def bench_harmonize(case: Case) -> dict[str, float]:
     """Between-manufacturer SD of Braak-ROI SUVR for held-out subjects, before/after standardization.
 
-    Own 12-subject cohort with ``--all-manufacturers`` (>= 2 mm): training subjects contribute
-    their own-manufacturer ``suvr_template_blurred``, held-out subjects are read under every
-    manufacturer from ``truth/manufacturers/`` (docs/demo-cohort.md).
+    Held out: a 4-subject ``--all-manufacturers`` demo cohort (>= 2 mm), read under every
+    manufacturer from ``truth/manufacturers/`` (docs/demo-cohort.md). Training: 30 subjects per
+    manufacturer, same diagnosis mix, rendered with the generator's vendor model
+    (``anatomy.subject_suvr`` + ``vendor_suvr``). Each method without and with resolution matching
+    (the preset's target FWHM, the demo vendors' PSFs; reference: the PET stage's cerebellar-GM mask).
     """
-    import pandas as pd
-
-    from mri2tau.data.split import stratified_split
+    from mri2tau.demo import anatomy
     from mri2tau.demo.cohort import generate_cohort
     from mri2tau.preprocess import harmonize as hz
-    from mri2tau.templates import load_template_mask, roi_masks
+    from mri2tau.preprocess.suvr import write_reference_mask
+    from mri2tau.templates import load_template_mask, roi_masks, template_grid
 
     res, root = max(case.resolution_mm, 2.0), case.out / "harmonize_cohort"
-    generate_cohort(root, subjects=12, seed=0, voxel_mm=res, all_manufacturers=True)
-    truth = root / "truth"
-    cohort = pd.read_csv(truth / "cohort.tsv", sep="\t", dtype=str)
-    splits = stratified_split(cohort.rename(columns={"dx_bl": "dx", "viscode": "ses"}), test_fraction=0.25, seed=0)
+    config = case.config()
+    generate_cohort(root, subjects=4, seed=1, voxel_mm=res, all_manufacturers=True)
+    reference = root / "reference.nii.gz"
+    write_reference_mask(reference, reference_region="cerebellar_gm", resolution_mm=res,
+                         erosion_vox=config["pet"]["erosion_vox"])
+    rng, (_, affine) = np.random.default_rng(1000), template_grid(res)
+    vendors, training = list(anatomy.VENDORS), []
+    for i in range(30 * len(vendors)):
+        vendor, dx = vendors[i % len(vendors)], ["CN", "SMC", "EMCI", "LMCI", "AD"][(i // len(vendors)) % 5]
+        suvr, _ = anatomy.vendor_suvr(anatomy.subject_suvr(rng, dx, res)[0], anatomy.VENDORS[vendor], res)
+        nib.save(nib.Nifti1Image(suvr, affine), path := root / f"train{i:02d}.nii.gz")
+        training.append((f"train{i:02d}", vendor, path))
     brain = np.asarray(load_template_mask(res).dataobj) > 0
     rois = [m for r, m in roi_masks(res).items() if r.startswith("braak")]
-    train = splits[splits["split"] == "train"]
-    held_out = splits.loc[splits["split"] == "test", "sub"].tolist()
-    vendors = sorted(p.name for p in (truth / "manufacturers").iterdir())
-    figures: dict[str, float] = {"n_train": len(train), "n_held_out": len(held_out)}
-    for method in ("zscore", "minmax"):
-        params = hz.fit_harmonization_params(
-            [(r.sub, r.manufacturer, truth / f"sub-{r.sub}" / "suvr_template_blurred.nii.gz") for r in train.itertuples()],
-            brain, method=method)
-        before, after = [], []
-        for sub in held_out:
-            maps = {v: np.asarray(nib.load(truth / "manufacturers" / v / f"sub-{sub}_suvr_template_blurred.nii.gz").dataobj)
-                    for v in vendors}
-            before.append([[m[roi].mean() for roi in rois] for m in maps.values()])
-            after.append([[hz.apply_map(m, brain, *hz.subject_map(params, v, subject=sub))[roi].mean() for roi in rois]
-                          for v, m in maps.items()])
-        sd_before, sd_after = float(np.std(before, axis=1).mean()), float(np.std(after, axis=1).mean())
-        figures |= {f"{method}_sd_before": sd_before, f"{method}_sd_after": sd_after,
-                    f"{method}_reduction_pct": 100 * (1 - sd_after / sd_before)}
+    manufacturers = root / "truth" / "manufacturers"
+    held_out = sorted(p.name[4:] for p in (root / "truth").glob("sub-*"))
+    maps = {(sub, v): np.asarray(nib.load(manufacturers / v / f"sub-{sub}_suvr_template_blurred.nii.gz").dataobj)
+            for sub in held_out for v in vendors}
+
+    def sd(per_map: dict[tuple[str, str], np.ndarray]) -> float:
+        """Mean over held-out subjects and Braak ROIs of the SD across manufacturers."""
+        return float(np.mean([np.std([[per_map[s, v][roi].mean() for roi in rois] for v in vendors], axis=0)
+                              for s in held_out]))
+
+    before = sd(maps)
+    figures: dict[str, float] = {"n_train": len(training), "n_held_out": len(held_out), "sd_before": before}
+    demo_psfs = {"enabled": True, "target_fwhm_mm": config["harmonization"]["resolution_matching"]["target_fwhm_mm"],
+                 "scanner_fwhm_mm": {v.name: v.psf_fwhm_mm for v in anatomy.VENDORS.values()}}
+    for label, settings in (("", None), ("matched_", demo_psfs)):
+        matching = hz.resolution_matching(settings, res, reference)
+        for method in ("zscore", "minmax"):
+            params = hz.fit_harmonization_params(training, brain, method=method, matching=matching)
+            std = {(s, v): hz.apply_map(hz.matched_suvr(m, v, matching, subject=s, stage="bench", suvr_path="-"),
+                                        brain, *hz.subject_map(params, v, subject=s)) for (s, v), m in maps.items()}
+            after = sd(std)
+            figures |= {f"{label}{method}_sd_after": after, f"{label}{method}_reduction_pct": 100 * (1 - after / before)}
     return figures
 
 

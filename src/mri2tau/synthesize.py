@@ -15,7 +15,9 @@ Spaces, units, scaling
 * Outputs (clipped to [-1, 1]) go back to standardized SUVR with the fixed SUVR window
   (:func:`mri2tau.data.slices.pet_from_unit`), 0 outside the brain when ``mask_brain``; then the
   by-manufacturer standardization is undone (the inverse of
-  :func:`mri2tau.preprocess.harmonize.apply_map`) -> SUVR units.
+  :func:`mri2tau.preprocess.harmonize.apply_map`) -> SUVR units. With
+  ``harmonization.resolution_matching`` on, that SUVR stays at the matched resolution
+  (``target_fwhm_mm``): the smoothing applied before standardization is not invertible.
 * Written as NIfTI with the template's affine (``space-<TPL>``) and, through the inverse
   registration transforms (:func:`mri2tau.preprocess.registration.inverse_transforms`, linear
   interpolation), on the subject's native T1 grid (``space-T1w``).

@@ -153,6 +153,7 @@ rule harmonize_fit:
     input:
         splits=SPLITS,
         suvr=split_sessions(SUVR_TEMPLATE, "train"),
+        reference=PET_REFERENCE_MASK,
     output:
         params=HARMONIZATION_PARAMS,
     log:
@@ -167,6 +168,8 @@ rule harmonize_fit:
         suvr_pattern=lambda wildcards: SUVR_TEMPLATE,
         method=config["harmonization"]["method"],
         robust_percentile=config["harmonization"]["robust_percentile"],
+        resolution_matching=config["harmonization"]["resolution_matching"],
+        trimmed_mean_percent=_PET["trimmed_mean_percent"],
         resolution_mm=_RES,
         template_mask=_TPL_MASK,
     script:
@@ -178,6 +181,7 @@ rule harmonize_apply:
         suvr=SUVR_TEMPLATE,
         params=HARMONIZATION_PARAMS,
         splits=SPLITS,
+        reference=PET_REFERENCE_MASK,
     output:
         suvr=SUVR_STD_TEMPLATE,
     log:

@@ -16,27 +16,119 @@ The map is applied to brain-mask voxels; voxels outside the brain keep their SUV
 statistics say nothing about them). A manufacturer without training subjects fails
 (``on_unknown_manufacturer: error``) or keeps its SUVR unchanged (``identity``: treated as
 already on the pooled scale).
+
+Resolution matching (optional, ``harmonization.resolution_matching``; ADNI's "uniform
+resolution" processing): before the statistics are fitted and before the map is applied, each
+manufacturer's SUVR is smoothed with an isotropic Gaussian of FWHM
+``sqrt(target_fwhm_mm**2 - scanner_fwhm_mm[manufacturer]**2)`` (mm; template grid, whole
+volume, 0 beyond the grid) and divided again by its mean in the PET reference region, which
+equals smoothing the PET and then taking SUVR. Every manufacturer then shows the same effective
+resolution (``target_fwhm_mm``), so what is left between them is an intensity difference the
+linear map can undo; without it a PSF difference survives in small ROIs. Smoothing cannot be
+inverted: the standardized SUVR, and synthetic PET mapped back with the inverse of
+:func:`apply_map`, stay at the matched resolution.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_json_atomic
 from mri2tau.log import get_logger
+from mri2tau.preprocess.suvr import reference_mean
 from mri2tau.templates import load_template_mask
 
 log = get_logger("preprocess.harmonize")
 
 METHODS = ("zscore", "minmax", "none")
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+def matching_kernel_fwhm_mm(target_fwhm_mm: float, scanner_fwhm_mm: float) -> float:
+    """FWHM (mm) of the Gaussian that takes a scanner's PSF to ``target_fwhm_mm``: sqrt(t^2 - s^2)."""
+    if scanner_fwhm_mm > target_fwhm_mm:
+        raise ValueError(
+            f"config key 'harmonization.resolution_matching.target_fwhm_mm': {target_fwhm_mm} mm is finer than a "
+            f"scanner's {scanner_fwhm_mm} mm; smoothing cannot sharpen, set the target >= the largest scanner FWHM"
+        )
+    return float(np.sqrt(target_fwhm_mm**2 - scanner_fwhm_mm**2))
+
+
+def smooth_fwhm(volume: np.ndarray, fwhm_mm: float, voxel_mm: float) -> np.ndarray:
+    """Isotropic Gaussian smoothing of a template-grid volume (FWHM and voxel size in mm; 0 beyond the grid)."""
+    data = np.nan_to_num(volume.astype(np.float32))
+    if fwhm_mm <= 0:
+        return data
+    return ndimage.gaussian_filter(data, fwhm_mm * FWHM_TO_SIGMA / voxel_mm, mode="constant", cval=0.0)
+
+
+@dataclass(frozen=True)
+class ResolutionMatching:
+    """Per-manufacturer smoothing of template-space SUVR to ``target_fwhm_mm`` (all FWHM in mm).
+
+    ``reference``: the PET reference region (bool, template grid) whose mean (trimmed by
+    ``trimmed_mean_percent`` per tail, as the ``suvr`` rule) is 1 again after smoothing.
+    """
+
+    target_fwhm_mm: float
+    scanner_fwhm_mm: Mapping[str, float]
+    voxel_mm: float
+    reference: np.ndarray
+    trimmed_mean_percent: float = 0.0
+
+    def __post_init__(self) -> None:
+        for fwhm in self.scanner_fwhm_mm.values():
+            matching_kernel_fwhm_mm(self.target_fwhm_mm, fwhm)  # fails early on a target finer than a scanner
+
+    def kernel_fwhm_mm(self, manufacturer: str) -> float | None:
+        """Smoothing FWHM (mm) for a manufacturer; ``None`` when its scanner FWHM is not configured."""
+        if manufacturer not in self.scanner_fwhm_mm:
+            return None
+        return matching_kernel_fwhm_mm(self.target_fwhm_mm, self.scanner_fwhm_mm[manufacturer])
+
+    def apply(self, suvr: np.ndarray, kernel_fwhm_mm: float, *, subject: str, stage: str,
+              suvr_path: str | Path) -> np.ndarray:
+        """SUVR smoothed by ``kernel_fwhm_mm`` and renormalised to a reference mean of 1 (float32)."""
+        smoothed = smooth_fwhm(suvr, kernel_fwhm_mm, self.voxel_mm)
+        mean, _ = reference_mean(smoothed, self.reference, self.trimmed_mean_percent)
+        if not mean > 0:
+            raise PipelineInputError("reference region has no positive SUVR after resolution matching",
+                                     subject=subject, stage=stage, path=suvr_path,
+                                     fix="check the PET covers the cerebellum (rules suvr, pet_reference)")
+        return (smoothed / mean).astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings and per-manufacturer kernels, for the params JSON."""
+        return {"enabled": True, "target_fwhm_mm": self.target_fwhm_mm, "scanner_fwhm_mm": dict(self.scanner_fwhm_mm),
+                "kernel_fwhm_mm": {m: self.kernel_fwhm_mm(m) for m in self.scanner_fwhm_mm},
+                "reference_trimmed_mean_percent": self.trimmed_mean_percent}
+
+
+def resolution_matching(
+    settings: Mapping[str, Any] | None, voxel_mm: float, reference_mask: str | Path | None,
+    trimmed_mean_percent: float = 0.0,
+) -> ResolutionMatching | None:
+    """From ``harmonization.resolution_matching`` (or a params JSON's record of it): ``None`` when off.
+
+    ``reference_mask``: the ``pet_reference`` NIfTI (template grid); needed when matching is on.
+    """
+    if not settings or not settings.get("enabled", True):
+        return None
+    if reference_mask is None:
+        raise ValueError("resolution matching needs the PET reference-region mask (rule pet_reference)")
+    reference = np.asarray(nib.load(reference_mask).dataobj) > 0
+    return ResolutionMatching(float(settings["target_fwhm_mm"]), dict(settings["scanner_fwhm_mm"]), voxel_mm,
+                              reference, float(trimmed_mean_percent))
 
 
 @dataclass
@@ -97,20 +189,50 @@ def brain_values(data: np.ndarray, brain: np.ndarray, *, subject: str, stage: st
     return values
 
 
+def matched_suvr(
+    data: np.ndarray, manufacturer: str, matching: ResolutionMatching | None, *, subject: str, stage: str,
+    suvr_path: str | Path, on_unknown: str = "error",
+) -> np.ndarray:
+    """SUVR at the matched resolution (unchanged when matching is off).
+
+    A manufacturer without a configured scanner FWHM fails, or (``on_unknown: identity``) is
+    left at its own resolution.
+    """
+    if matching is None:
+        return data
+    kernel = matching.kernel_fwhm_mm(manufacturer)
+    if kernel is None:
+        if on_unknown == "identity":
+            log.warning("%s: no scanner FWHM for manufacturer %r; SUVR left at its own resolution", subject, manufacturer)
+            return data
+        raise PipelineInputError(
+            f"manufacturer {manufacturer!r} has no scanner FWHM for resolution matching "
+            f"(configured: {sorted(matching.scanner_fwhm_mm)})", subject=subject, stage=stage, path=suvr_path,
+            fix=f"add harmonization.resolution_matching.scanner_fwhm_mm.{manufacturer} (mm)",
+        )
+    return matching.apply(data, kernel, subject=subject, stage=stage, suvr_path=suvr_path)
+
+
 def fit_harmonization_params(
     training: Iterable[tuple[str, str, str | Path]],
     brain: np.ndarray,
     *,
     method: str = "zscore",
     robust_percentile: float = 1.0,
+    matching: ResolutionMatching | None = None,
 ) -> dict:
-    """Parameters from training subjects given as ``(subject id, manufacturer, SUVR path)``."""
+    """Parameters from training subjects given as ``(subject id, manufacturer, SUVR path)``.
+
+    With ``matching`` each SUVR is first brought to the matched resolution (:func:`matched_suvr`).
+    """
     per_vendor: dict[str, BrainStats] = {}
     pooled = BrainStats()
     subjects = []
     for subject, manufacturer, path in training:
         data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-        values = brain_values(data, brain, subject=subject, stage="harmonize_fit", suvr_path=path)
+        brain_values(data, brain, subject=subject, stage="harmonize_fit", suvr_path=path)
+        data = matched_suvr(data, manufacturer, matching, subject=subject, stage="harmonize_fit", suvr_path=path)
+        values = data[brain]
         per_vendor.setdefault(manufacturer, BrainStats()).add(values, robust_percentile)
         pooled.add(values, robust_percentile)
         subjects.append(subject)
@@ -126,6 +248,7 @@ def fit_harmonization_params(
         log.info("%s: %d training subjects, brain SUVR mean %.4f sd %.4f -> scale %.4f offset %.4f",
                  name, summary["n_subjects"], summary["mean"], summary["sd"], scale, offset)
     return {"method": method, "robust_percentile": robust_percentile, "region": "template brain mask",
+            "resolution_matching": matching.describe() if matching else None,
             "training_subjects": subjects, "pooled": pooled_summary, "manufacturers": manufacturers}
 
 
@@ -144,16 +267,25 @@ def fit_harmonization(
     resolution_mm: float,
     robust_percentile: float = 1.0,
     template_mask: str | None = None,
+    resolution_matching_settings: Mapping[str, Any] | None = None,
+    reference_mask: str | Path | None = None,
+    trimmed_mean_percent: float = 0.0,
 ) -> dict:
     """Rule ``harmonize_fit``: fit on the training rows of ``splits`` and write the params JSON.
 
     ``suvr_pattern``: the SUVR path with ``{sub}``/``{ses}`` fields (SUVR_TEMPLATE).
+    ``resolution_matching_settings``: ``harmonization.resolution_matching`` (``enabled``,
+    ``target_fwhm_mm``, ``scanner_fwhm_mm``); ``reference_mask`` (PET_REFERENCE_MASK) and
+    ``trimmed_mean_percent`` (``pet.trimmed_mean_percent``) renormalise the smoothed SUVR.
+    The settings are recorded in the JSON, so applying needs only the JSON and the mask.
     """
     brain = np.asarray(load_template_mask(resolution_mm, template_mask).dataobj) > 0
+    matching = resolution_matching(resolution_matching_settings, resolution_mm, reference_mask, trimmed_mean_percent)
     rows = training_rows(splits)
     training = [(f"sub-{r.sub}_ses-{r.ses}", r.manufacturer, suvr_pattern.format(sub=r.sub, ses=r.ses))
                 for r in rows.itertuples()]
-    params = fit_harmonization_params(training, brain, method=method, robust_percentile=robust_percentile)
+    params = fit_harmonization_params(training, brain, method=method, robust_percentile=robust_percentile,
+                                      matching=matching)
     params["resolution_mm"] = resolution_mm
     write_json_atomic(out, params)
     return params
@@ -192,19 +324,30 @@ def harmonize_subject(
     resolution_mm: float,
     on_unknown: str = "error",
     template_mask: str | None = None,
+    reference_mask: str | Path | None = None,
 ) -> tuple[float, float]:
-    """Rule ``harmonize_apply``: write the standardized SUVR of one session; return (scale, offset)."""
+    """Rule ``harmonize_apply``: write the standardized SUVR of one session; return (scale, offset).
+
+    Resolution matching, when the params JSON records it, runs first (``reference_mask``:
+    PET_REFERENCE_MASK); then the linear map inside the brain.
+    """
     params = json.loads(Path(params_json).read_text())
     table = pd.read_csv(splits, sep="\t", dtype=str, keep_default_na=False)
     row = table[(table["sub"] == sub) & (table["ses"] == ses)]
     if row.empty:
         raise PipelineInputError(f"sub-{sub} ses-{ses} is not in the splits table", subject=sub,
                                  stage="harmonize_apply", path=splits, fix="rerun the split rule")
-    scale, offset = subject_map(params, row["manufacturer"].iloc[0], subject=sub, on_unknown=on_unknown)
+    manufacturer = row["manufacturer"].iloc[0]
+    scale, offset = subject_map(params, manufacturer, subject=sub, on_unknown=on_unknown)
+    record = params.get("resolution_matching")
+    matching = resolution_matching(record, resolution_mm, reference_mask,
+                                   record["reference_trimmed_mean_percent"] if record else 0.0)
     img = nib.load(suvr)
     brain = np.asarray(load_template_mask(resolution_mm, template_mask).dataobj) > 0
     data = np.asarray(img.dataobj, dtype=np.float32)
     brain_values(data, brain, subject=sub, stage="harmonize_apply", suvr_path=suvr)
+    data = matched_suvr(data, manufacturer, matching, subject=sub, stage="harmonize_apply", suvr_path=suvr,
+                        on_unknown=on_unknown)
     with atomic_path(out) as tmp:
         nib.save(nib.Nifti1Image(apply_map(data, brain, scale, offset), img.affine), tmp)
     return scale, offset
