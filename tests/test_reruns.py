@@ -13,17 +13,17 @@ import os
 import shutil
 
 import pytest
-import yaml
-
 from slurm.runner import (
     PREPROCESSING_STAGES,
     REPO,
+    config_override,
     forced_jobs,
     planned_jobs,
     reference_run,
     rule_scripts,
     rules_of,
     stage_rules,
+    training_run,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,14 +82,15 @@ def test_editing_a_script_reruns_only_its_rules_jobs(done, script):
     assert set(rules) <= rules_of(planned)
 
 
-def test_reference_region_change_reruns_suvr_and_what_follows_only(done):
+def test_reference_region_change_reruns_suvr_and_what_follows_only(done, tmp_path):
     """A user reference mask instead of cerebellar GM: SUVR onwards, never conversion/registration."""
     mask = done / "results" / "derivatives" / "mri2tau"
     mask = next(mask.glob("tpl-*/tpl-*_desc-petreference_mask.nii.gz"))
     custom = done / "custom_reference_mask.nii.gz"
     shutil.copy2(mask, custom)
     try:
-        planned = planned_jobs(done, "all", "--config", f"pet={{reference_region: {custom.name}}}")
+        override = config_override(tmp_path / "pet.yaml", {"pet": {"reference_region": custom.name}})
+        planned = planned_jobs(done, "all", *override)
     finally:
         custom.unlink()
     assert planned == forced_jobs(done, ["pet_reference", "suvr"], "all")
@@ -99,15 +100,20 @@ def test_reference_region_change_reruns_suvr_and_what_follows_only(done):
 
 
 @NESTED_CHECKPOINT_BUG
-def test_harmonization_setting_change_reruns_harmonization_only(done):
-    planned = planned_jobs(done, "all", "--config", "harmonization={robust_percentile: 2.0}")
+def test_harmonization_setting_change_reruns_harmonization_only(done, tmp_path):
+    override = config_override(tmp_path / "h.yaml", {"harmonization": {"robust_percentile": 2.0}})
+    planned = planned_jobs(done, "all", *override)
     assert planned == forced_jobs(done, ["harmonize_fit"], "all")
 
 
-@pytest.mark.skip(reason="needs a full run through the train stage (rule train_model) in the reference run; "
-                  "enable when it fits the test budget")  # fmt: skip
-def test_training_setting_reruns_training_and_what_follows_only(done):
-    override = yaml.safe_dump({"seed": 1}, default_flow_style=True).strip()
-    planned = planned_jobs(done, "all", "--config", f"train={override}")
-    assert planned == forced_jobs(done, ["train_model"], "all")
+def test_training_setting_reruns_training_and_what_follows_only(tmp_path_factory, tmp_path):
+    """After a run through training (one small model): a new training seed retrains only.
+
+    (synthesize/evaluate, which follow training, are not in this run: test budget.)
+    """
+    trained = training_run(tmp_path_factory.getbasetemp())
+    assert planned_jobs(trained, "all") == set()
+    override = config_override(tmp_path / "train.yaml", {"train": {"seed": 1}})
+    planned = planned_jobs(trained, "all", *override)
+    assert planned == forced_jobs(trained, ["train_model"], "all") == {"train_model[model=cgan]", "all"}
     assert not rules_of(planned) & set(stage_rules(*PREPROCESSING_STAGES, "slices"))

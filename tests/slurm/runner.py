@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +61,14 @@ def copy_workflow(workdir: Path, config: dict[str, Any], stages: Iterable[str] |
     """Copy the workflow code into ``workdir`` and write ``config`` as its ``config.yaml``.
 
     With ``stages``, the copied Snakefile includes only those stage files (and ``common``).
+    An existing copy is overwritten (file times are the repository's).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_PATHS:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"),
+                            dirs_exist_ok=True)  # fmt: skip
         elif src.exists():
             shutil.copy2(src, workdir / name)
     if stages is not None:
@@ -167,6 +171,16 @@ def planned_jobs(workdir: Path, *args: str) -> set[str]:
     return set(parse_dry_run(res.stdout))
 
 
+def config_override(path: Path, override: dict[str, Any]) -> list[str]:
+    """Write ``override`` to ``path``; return the arguments that merge it over config.yaml.
+
+    (``--configfile`` merges section by section; ``--config key={...}`` would hand nested
+    values over as strings.)
+    """
+    path.write_text(yaml.safe_dump(override))
+    return ["--configfile", str(path)]
+
+
 def forced_jobs(workdir: Path, rules: Iterable[str], *args: str) -> set[str]:
     """Jobs Snakemake plans when ``rules`` are forced: their jobs and everything downstream."""
     return planned_jobs(workdir, *args, "--forcerun", *rules)
@@ -256,6 +270,51 @@ def reference_run(base: Path) -> Path:
         run(wd, "all", "--profile", "profiles/local", timeout=900)
         _REFERENCE["small"] = wd
     return _REFERENCE["small"]
+
+
+# The reference run continued through the train stage: one small 2D model.
+TRAINING_STAGES = (*PREPROCESSING_STAGES, "slices", "train")
+TRAINING_EPOCHS = 12
+SMALL_TRAINING = {**SMALL_DEMO, "train": {"enabled": ["cgan"], "epochs": TRAINING_EPOCHS}}
+
+
+def training_run(base: Path) -> Path:
+    """:func:`reference_run` continued through TRAINING_STAGES with SMALL_TRAINING.
+
+    Built once per session, the hard way: Snakemake is SIGKILLed as soon as the model's first
+    ``last.pt`` exists, then unlocked and rerun, so training resumes from that checkpoint
+    (tests/test_faults.py checks the resume; tests/test_reruns.py reruns from the result).
+    """
+    if "training" not in _REFERENCE:
+        wd = copy_run(reference_run(base), base / "training-run")
+        copy_workflow(wd, SMALL_TRAINING, TRAINING_STAGES)
+        last = wd / "results" / "models" / "cgan" / "last.pt"
+        kill_when(wd, last.exists, "all", "--cores", "1")
+        run(wd, "--unlock")
+        run(wd, "all", "--profile", "profiles/local", timeout=900)
+        _REFERENCE["training"] = wd
+    return _REFERENCE["training"]
+
+
+def kill_when(workdir: Path, condition: Callable[[], bool], *args: str, timeout: float = 300) -> None:
+    """Start ``snakemake ARGS``; SIGKILL it and its jobs (process group) once ``condition()``.
+
+    Like a lost node: no cleanup runs. Fails if Snakemake ends first or ``timeout`` passes.
+    """
+    proc = subprocess.Popen(snakemake_cmd(*args), cwd=workdir, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while not condition():
+            if proc.poll() is not None:
+                raise AssertionError(f"snakemake {' '.join(args)} ended before it could be killed")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s")
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def copy_run(src: Path, dst: Path) -> Path:
