@@ -246,6 +246,8 @@ def running() -> Iterator[SlurmCluster]:
     The directory is created here (mode 0755: munged runs as user munge and must reach its
     socket and key, so it cannot live under pytest's private 0700 tmp dirs) and removed after.
     """
+    if os.geteuid() != 0:
+        raise SlurmUnavailable("starting munged (as user munge), slurmctld and slurmd needs root")
     ensure_packages()
     root = Path(tempfile.mkdtemp(prefix="mri2tau-slurm-"))
     root.chmod(0o755)

@@ -11,6 +11,7 @@ cannot express that: with the conversion checkpoint they plan nothing after it.)
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -245,11 +246,12 @@ def rule_scripts(workdir: Path = REPO) -> dict[str, list[str]]:
     return out
 
 
-def declared_rules() -> set[str]:
+@functools.cache
+def declared_rules() -> frozenset[str]:
     """Rule names the workflow defines (``snakemake --list-rules`` on the repo)."""
     out = subprocess.run(snakemake_cmd("--list-rules"), cwd=REPO, env=env(), capture_output=True,
                          text=True, timeout=300, check=True).stdout  # fmt: skip
-    return {line.strip() for line in out.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
+    return frozenset(line.strip() for line in out.splitlines() if re.fullmatch(r"\s*\w+\s*", line))
 
 
 # ---------------------------------------------------------------- reference run
