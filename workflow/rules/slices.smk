@@ -41,3 +41,52 @@ rule slices:
         settings=config["slices"],
     script:
         "../scripts/slices.py"
+
+
+# 3D models: cropped/padded template-space volumes per split (mri2tau.data.volumes). Only the
+# slice settings that scale intensities and name the splits, and the volumes section without
+# `augment` (applied at training time), are params: other changes don't rebuild the volumes.
+VOLUMES_DIR = f"{R}/volumes"
+VOLUME_ARRAYS = (
+    f"{VOLUMES_DIR}/{{split}}_{{kind}}.npy"  # (N, 1, X, Y, Z), [-1, 1]; kind: mri | pet
+)
+VOLUMES_INDEX = (
+    f"{VOLUMES_DIR}/{{split}}_index.tsv"  # sub, ses, diagnosis, dx_group, manufacturer
+)
+VOLUMES_META = f"{VOLUMES_DIR}/volumes.json"  # geometry on the template grid + scaling
+VOLUME_SCALING = {
+    k: config["slices"][k]
+    for k in ("pet_window", "t1_percentiles", "mask_brain", "splits")
+}
+VOLUME_SETTINGS = {k: v for k, v in config["volumes"].items() if k != "augment"}
+
+
+rule volumes:
+    input:
+        t1=lambda wc: expand_sessions(T1_TEMPLATE),
+        pet=lambda wc: expand_sessions(SUVR_STD_TEMPLATE),
+        mask=lambda wc: expand_sessions(BRAIN_MASK_TEMPLATE),
+        splits=SPLITS,
+    output:
+        arrays=expand(VOLUME_ARRAYS, split=SLICE_SPLITS, kind=["mri", "pet"]),
+        index=expand(VOLUMES_INDEX, split=SLICE_SPLITS),
+        meta=VOLUMES_META,
+    log:
+        log_path("volumes", per_subject=False),
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=config["slices"]["mem_mb"],
+        runtime=30,
+    params:
+        t1_pattern=lambda wc: T1_TEMPLATE,
+        pet_pattern=lambda wc: SUVR_STD_TEMPLATE,
+        mask_pattern=lambda wc: BRAIN_MASK_TEMPLATE,
+        out_dir=lambda wc, output: os.path.dirname(output.meta),
+        slices=VOLUME_SCALING,
+        volumes=VOLUME_SETTINGS,
+        resolution_mm=config["template"]["resolution_mm"],
+        template_mask=config["template"].get("mask_path"),
+    script:
+        "../scripts/volumes.py"

@@ -2,7 +2,7 @@
 # in template space and in native T1 space (inverse transforms), plus inference time / memory.
 import re
 
-SYNTH_MODELS = config["synthesize"]["models"] or TRAIN_MODELS
+SYNTH_MODELS = config["synthesize"]["models"] or TRAIN_MODELS + TRAIN_MODELS_3D
 SYNTH_DIR = f"{R}/synth/{{model}}"  # sub-X_ses-Y_space-{TPL|T1w}_desc-synth_pet.nii.gz + timing.tsv
 _SYN = config["synthesize"]
 
@@ -42,7 +42,7 @@ rule synthesize:
         template_mask=config["template"].get("mask_path"),
         settings=_SYN,
         slices=config["slices"],
-        volumes=config.get("volumes", {}),
+        volumes=VOLUME_SETTINGS,  # without `augment` (training only)
         on_unknown=config["harmonization"]["on_unknown_manufacturer"],
     script:
         "../scripts/synthesize.py"

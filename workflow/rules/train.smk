@@ -1,10 +1,14 @@
-# Stage: train. One job per enabled 2D model: slices -> results/models/{model}/model.pt (+ metrics.csv).
+# Stage: train. One job per enabled model -> results/models/{model}/model.pt (+ metrics.csv):
+# 2D models (train.enabled) on slices, 3D models (train.enabled_3d) on volumes.
 import os
 import re
 
 from mri2tau.train.runner import enabled_2d_models, model_hparams
+from mri2tau.train.steps3d import enabled_3d_models, model_hparams_3d
 
 TRAIN_MODELS = enabled_2d_models(config)
+# 3D models (train.enabled_3d): disjoint from TRAIN_MODELS, so the two train rules never compete
+TRAIN_MODELS_3D = enabled_3d_models(config)
 MODEL_DIR = f"{R}/models/{{model}}"
 MODEL_FILE = f"{MODEL_DIR}/model.pt"  # generator weights + hparams + registry name (synthesis loads it)
 MODEL_METRICS = f"{MODEL_DIR}/metrics.csv"
@@ -46,3 +50,36 @@ rule train_model:
 
 
 FINAL_TARGETS.extend(expand(MODEL_FILE, model=TRAIN_MODELS))
+
+
+# 3D models: hparams carry the volume box, the `perceptual` section and `volumes.augment`, so
+# changing any of them reruns only these jobs (and synthesis/evaluation after them).
+rule train_model_3d:
+    input:
+        arrays=expand(VOLUME_ARRAYS, split="train", kind=["mri", "pet"]),
+        index=VOLUMES_INDEX.format(split="train"),
+        meta=VOLUMES_META,
+    output:
+        model=MODEL_FILE,
+        metrics=MODEL_METRICS,
+    log:
+        "logs/train_model_3d/{model}.log",
+    wildcard_constraints:
+        model="|".join(map(re.escape, TRAIN_MODELS_3D)) or "no-model-enabled",
+    conda:
+        "../../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime_min"],
+        gpu=config["train"]["gpus"],  # SLURM: --gpus (profiles/slurm sets 1 on its GPU partition)
+    params:
+        hparams=lambda wc: model_hparams_3d(wc.model, config),
+        settings=TRAIN_SETTINGS,
+        volumes_dir=lambda wc, input: os.path.dirname(input.meta),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    script:
+        "../scripts/train3d.py"
+
+
+FINAL_TARGETS.extend(expand(MODEL_FILE, model=TRAIN_MODELS_3D))

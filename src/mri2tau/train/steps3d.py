@@ -4,6 +4,7 @@ The families' steps are in :mod:`mri2tau.train.steps` (``supervised``: the 3D sy
 objective is the loss; ``pix2pix``/``cyclegan``: it is added with weight ``lambda_synthesis``).
 This module supplies what differs for 3D models:
 
+* :func:`enabled_3d_models`: config ``train.enabled_3d`` (the train rule's ``{model}`` values).
 * :func:`model_hparams_3d`: registry defaults of the preset, updated by ``train.overrides.<model>``,
   with ``image_size`` = the volume box (:func:`mri2tau.data.volumes.volume_geometry`),
   ``perceptual`` = config section ``perceptual`` and ``augment`` = ``volumes.augment``. The
@@ -29,6 +30,16 @@ from mri2tau.models import registry
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")
+
+
+def enabled_3d_models(config: dict[str, Any]) -> list[str]:
+    """``train.enabled_3d`` (absent: none), checked: each is a registered 3D model."""
+    names = list(config["train"].get("enabled_3d") or [])
+    for name in names:
+        spec = registry.get(name)  # KeyError lists what exists
+        if spec.dims != 3:
+            raise ValueError(f"config key 'train.enabled_3d': {name!r} is a {spec.dims}D model; list 3D models only")
+    return names
 
 
 def model_hparams_3d(model: str, config: dict[str, Any]) -> dict[str, Any]:
