@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -94,8 +95,11 @@ def touch_missing_inputs(workdir: Path, output: str) -> bool:
     return bool(paths)
 
 
-def bench(n: int, keep: Path | None = None) -> tuple[float, int]:
-    """Seconds for ``snakemake -n all`` with ``n`` sessions, and the number of jobs planned."""
+def bench(n: int, keep: Path | None = None) -> tuple[float, float, int]:
+    """Wall and CPU (user+sys) seconds of ``snakemake -n all`` with ``n`` sessions; jobs planned.
+
+    CPU time is what a loaded machine does not inflate (wall = CPU on an idle one).
+    """
     with tempfile.TemporaryDirectory(prefix=f"mri2tau-dag-{n}-") as tmp:
         workdir = keep / f"n{n}" if keep else Path(tmp)
         user = {"preset": "demo", "demo": {"subjects": n}}
@@ -107,11 +111,16 @@ def bench(n: int, keep: Path | None = None) -> tuple[float, int]:
                 break
         if res.returncode != 0:
             raise SystemExit(f"dry run failed for n={n}:\n{res.stdout[-4000:]}")
-        start = time.perf_counter()
+        cpu0, start = _children_cpu(), time.perf_counter()
         res = dry_run(workdir)
-        seconds = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
         m = re.search(r"^total\s+(\d+)$", res.stdout, re.M)
-        return seconds, int(m.group(1)) if m else 0
+        return wall, cpu, int(m.group(1)) if m else 0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,10 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sizes", nargs="*", type=int, default=[100, 500, 2000])
     ap.add_argument("--keep", type=Path, help="build the working directories here and keep them")
     args = ap.parse_args(argv)
-    print(f"{'sessions':>8}  {'jobs':>7}  {'snakemake -n (s)':>16}")
+    print(f"{'sessions':>8}  {'jobs':>7}  {'snakemake -n wall (s)':>21}  {'cpu (s)':>8}")
     for n in args.sizes:
-        seconds, jobs = bench(n, args.keep)
-        print(f"{n:>8}  {jobs:>7}  {seconds:>16.1f}", flush=True)
+        wall, cpu, jobs = bench(n, args.keep)
+        print(f"{n:>8}  {jobs:>7}  {wall:>21.1f}  {cpu:>8.1f}", flush=True)
 
 
 if __name__ == "__main__":
