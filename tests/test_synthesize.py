@@ -36,9 +36,18 @@ def _identity(hp: dict) -> dict[str, nn.Module]:
     return {"generator": nn.Identity()}
 
 
-for _dims in (2, 3):
-    registry.register(registry.ModelSpec(f"identity{_dims}d_test", _dims, "supervised", _identity,
-                                         {"demo": {}}, "test stand-in: PET = input"))
+@pytest.fixture(autouse=True, scope="module")
+def _identity_models():
+    """Register the identity stand-ins for this module only (other tests list the registry)."""
+    names = []
+    for dims in (2, 3):
+        spec = registry.ModelSpec(f"identity{dims}d_test", dims, "supervised", _identity,
+                                  {"demo": {}}, "test stand-in: PET = input")
+        registry.register(spec)
+        names.append(spec.name)
+    yield
+    for name in names:
+        registry.REGISTRY.pop(name, None)
 
 
 @pytest.fixture(autouse=True)
