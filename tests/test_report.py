@@ -48,6 +48,8 @@ SLICES = f"{{R}}/slices/{{{{split}}}}.npz"
 SLICES_CENTRAL = f"{{R}}/slices/{{{{split}}}}_central.npz"
 SLICES_CENTRAL_INDEX = f"{{R}}/slices/{{{{split}}}}_central_index.tsv"
 TRAIN_MODELS = config["train"]["enabled"]
+TRAIN_MODELS_3D = []  # as train.smk; this finished workdir has 2D models only
+VOLUME_SETTINGS = {{k: v for k, v in config["volumes"].items() if k != "augment"}}  # as slices.smk
 MODEL_FILE = f"{{R}}/models/{{{{model}}}}/model.pt"
 MODEL_METRICS = f"{{R}}/models/{{{{model}}}}/metrics.csv"
 
