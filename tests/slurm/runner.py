@@ -277,7 +277,7 @@ def reference_run(base: Path) -> Path:
 # The reference run continued through the train stage: one small 2D model.
 TRAINING_STAGES = (*PREPROCESSING_STAGES, "slices", "train")
 TRAINING_EPOCHS = 12
-SMALL_TRAINING = {**SMALL_DEMO, "train": {"enabled": ["cgan"], "epochs": TRAINING_EPOCHS}}
+SMALL_TRAINING = {**SMALL_DEMO, "train": {"enabled": ["cgan"], "enabled_3d": [], "epochs": TRAINING_EPOCHS}}
 
 
 def training_run(base: Path) -> Path:
