@@ -116,8 +116,6 @@ def test_keep_going_with_one_corrupt_subject_finishes_the_others(corrupt_run):
     assert not [p.name for p in pet_out.glob(".*")]  # no temporary files
 
 
-@pytest.mark.xfail(strict=True, reason="pet_motion lets nibabel's error through: the log says 'Compressed "
-                   "file ended ...' without the file or a fix (SPEC section 7: PipelineInputError)")  # fmt: skip
 def test_failed_subject_log_names_subject_and_file(corrupt_run):
     wd, _, bad, raw, _ = corrupt_run
     log = (wd / "logs" / FIRST_PET_RULE / f"sub-{bad['sub']}_ses-{bad['ses']}.log").read_text()

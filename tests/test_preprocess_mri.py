@@ -173,6 +173,15 @@ def test_nan_voxels_fail_with_their_count(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_truncated_t1_fails_naming_subject_and_file(tmp_path):
+    template = load_template_t1(RES)
+    t1 = save(np.asarray(template.dataobj), template.affine, tmp_path / "cut.nii.gz")
+    t1.write_bytes(t1.read_bytes()[:300])
+    with pytest.raises(PipelineInputError, match=r"(?s)sub-CUT1_ses-bl.*cannot be read.*cut\.nii\.gz.*rerun"):
+        run_stage(t1, tmp_path / "out", subject="CUT1")
+    assert not (tmp_path / "out").exists()
+
+
 def test_empty_template_mask_fails(tmp_path):
     template = load_template_t1(RES)
     t1 = save(np.asarray(template.dataobj), template.affine, tmp_path / "t1.nii.gz")

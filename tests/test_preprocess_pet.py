@@ -276,6 +276,16 @@ def test_nan_voxels_fail_with_their_count(subject, tmp_path):
     assert not list(tmp_path.glob("m.*"))
 
 
+def test_truncated_pet_file_fails_naming_subject_file_and_fix(subject, tmp_path):
+    path = _write_pet(tmp_path, subject["pet4d"], name="sub-BAD07_pet.nii.gz")
+    path.write_bytes(path.read_bytes()[:400])  # an interrupted copy: gzip stream ends early
+    with pytest.raises(PipelineInputError) as err:
+        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD07", expected_frames=6)
+    msg = str(err.value)
+    assert "BAD07" in msg and "pet_motion" in msg and str(path) in msg and "reconvert" in msg, msg
+    assert not list(tmp_path.glob("m.*"))
+
+
 def test_empty_frame_fails(subject, tmp_path):
     data = subject["pet4d"].copy()
     data[..., 4] = 0

@@ -47,24 +47,13 @@ def test_nothing_to_do_after_full_run(done):
     assert all(sessions_in(everything, rule) == 2 for rule in per_session)
 
 
-# Snakemake 9.27.1 never re-checks code or params of a job whose input function reads a
-# checkpoint that itself depends on another checkpoint's output (here harmonize_fit:
-# training_suvrs() reads the `split` checkpoint, whose input is select_series's pairs.tsv).
-# Reproduced on a 5-rule Snakefile; taking the SUVRs via expand_sessions() + splits.tsv and
-# choosing the training rows in code avoids it. strict: passes once pet.smk is changed.
-NESTED_CHECKPOINT_BUG = pytest.mark.xfail(
-    strict=True, reason="harmonize_fit input function reads the nested `split` checkpoint (see comment)"
-)
-
-
 # One per-session rule per stage, one aggregate, and harmonize_fit (each costs two dry runs).
 EDITED_RULES = ["convert_session", "mri_preprocess", "qc_registration", "suvr", "harmonize_fit"]
 
 
 def _edited_scripts() -> list:
     script_of = {rule: script for script, rules in rule_scripts(REPO).items() for rule in rules}
-    return [pytest.param(script_of[r], marks=NESTED_CHECKPOINT_BUG) if r == "harmonize_fit" else script_of[r]
-            for r in EDITED_RULES]  # fmt: skip
+    return [script_of[r] for r in EDITED_RULES]
 
 
 @pytest.mark.parametrize("script", _edited_scripts())
@@ -99,7 +88,6 @@ def test_reference_region_change_reruns_suvr_and_what_follows_only(done, tmp_pat
     assert not rules_of(planned) & not_again
 
 
-@NESTED_CHECKPOINT_BUG
 def test_harmonization_setting_change_reruns_harmonization_only(done, tmp_path):
     override = config_override(tmp_path / "h.yaml", {"harmonization": {"robust_percentile": 2.0}})
     planned = planned_jobs(done, "all", *override)

@@ -76,16 +76,16 @@ def expand_sessions(pattern):
     return [pattern.format(sub=s, ses=v) for s, v in sessions()]
 
 
-def split_sessions(pattern, split):
-    """Input function: ``pattern`` for every session in ``split`` (train/test) of the split
-    table, read after the ``split`` checkpoint."""
+def all_sessions(pattern):
+    """Input function: ``pattern`` for every selected session.
 
-    def files(wildcards):
-        with open(checkpoints.split.get().output.splits, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["split"] == split]
-        return [pattern.format(sub=r["sub"], ses=r["ses"]) for r in rows]
-
-    return files
+    Rules that need only the training or only the test sessions (harmonize_fit, synthesize,
+    evaluate, figures, classifier_test) take every session's file plus ``splits.tsv`` and pick
+    their rows in code. Reading the split inside an input function would make ``split`` a
+    checkpoint nested on ``select_series``; Snakemake 9 then never re-checks those jobs' code,
+    params or inputs, so edits would not rerun them (tests/test_reruns.py).
+    """
+    return lambda wildcards: expand_sessions(pattern)
 
 
 # Each stage file appends the final targets it contributes (functions of wildcards or paths).

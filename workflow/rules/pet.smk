@@ -152,7 +152,7 @@ rule pet_qc:
 rule harmonize_fit:
     input:
         splits=SPLITS,
-        suvr=split_sessions(SUVR_TEMPLATE, "train"),
+        suvr=all_sessions(SUVR_TEMPLATE),
         reference=PET_REFERENCE_MASK,
     output:
         params=HARMONIZATION_PARAMS,

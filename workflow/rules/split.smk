@@ -1,9 +1,10 @@
 # Stage: split. Subject-level train/test split stratified by diagnosis, from the pairs table only
-# (no images), so reprocessing PET never changes it. A checkpoint: harmonize_fit reads it to
-# know which subjects are training subjects.
+# (no images), so reprocessing PET never changes it. A plain rule, not a checkpoint: rules that
+# need the training or test sessions take every session's file and splits.tsv and pick rows in
+# code (see all_sessions in common.smk).
 
 
-checkpoint split:
+rule split:
     input:
         pairs=PAIRS,
     output:

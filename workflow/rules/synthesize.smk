@@ -12,11 +12,11 @@ rule synthesize:
         model=MODEL_FILE,
         splits=SPLITS,
         harmonization=HARMONIZATION_PARAMS,
-        t1=split_sessions(T1_TEMPLATE, "test"),
-        mask=split_sessions(BRAIN_MASK_TEMPLATE, "test"),
-        t1w=split_sessions(T1W, "test"),
-        xfm_affine=split_sessions(XFM_AFFINE, "test"),
-        xfm_invwarp=split_sessions(XFM_INVWARP, "test"),
+        t1=all_sessions(T1_TEMPLATE),
+        mask=all_sessions(BRAIN_MASK_TEMPLATE),
+        t1w=all_sessions(T1W),
+        xfm_affine=all_sessions(XFM_AFFINE),
+        xfm_invwarp=all_sessions(XFM_INVWARP),
     output:
         directory(SYNTH_DIR),
     log:

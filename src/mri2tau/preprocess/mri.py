@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.nifti import read_nifti
 from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
 from mri2tau.log import get_logger
 from mri2tau.preprocess import qc
@@ -60,11 +61,9 @@ QC_COLUMNS = [
 def load_t1(path: str | Path, subject: str) -> nib.Nifti1Image:
     """Read the T1 (float32, 3D); fail on a missing file, non-3D data, NaN/inf or a flat image."""
     path = Path(path)
-    if not path.is_file():
-        raise PipelineInputError("T1w image not found", subject=subject, stage=STAGE, path=path,
-                                 fix="run the conversion stage for this subject or check results/bids")
-    img = nib.load(path)
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    img, data = read_nifti(path, what="T1w image", subject=subject, stage=STAGE,
+                           fix="run the conversion stage for this subject or check results/bids "
+                               "(delete a truncated file there and rerun)")
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

@@ -33,6 +33,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.nifti import read_nifti
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
 from mri2tau.log import get_logger
 from mri2tau.preprocess.registration import LPS, ants_seed, set_threads
@@ -122,10 +123,11 @@ def load_pet_frames(
     """Frames (3D float32 arrays, Bq/mL) and the voxel->RAS affine of a dynamic PET.
 
     Fails with :class:`PipelineInputError` (stage ``pet_motion``) on a wrong number of frames,
-    non-finite voxels or an empty (all-zero) frame.
+    non-finite voxels, an empty (all-zero) frame, or a file that cannot be read.
     """
-    img = nib.load(pet_path)
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    img, data = read_nifti(pet_path, what="dynamic PET", subject=subject, stage="pet_motion",
+                           fix="reconvert the PET series (delete the BIDS session and rerun conversion); "
+                               "exclude the subject if the DICOM export is corrupt")
     if data.ndim == 3:
         data = data[..., None]
     n_frames = data.shape[3] if data.ndim == 4 else -1
