@@ -10,6 +10,10 @@ planning are measured; nothing runs.
     .venv/bin/python bench/dag.py 100 --keep DIR  # keep the working directory for a look
 
 Target: < 10 s for 2,000 sessions.
+
+For scale, the last column times the same dry run of a minimal Snakefile of the same shape (a
+checkpoint listing the sessions, a chain of empty per-session rules giving the same number of
+jobs, one aggregate): what Snakemake itself needs for that many jobs, whatever the rules do.
 """
 
 from __future__ import annotations
@@ -118,6 +122,48 @@ def bench(n: int, keep: Path | None = None) -> tuple[float, float, int]:
         return wall, cpu, int(m.group(1)) if m else 0
 
 
+FLOOR_SNAKEFILE = """
+import csv
+
+checkpoint sessions:
+    output: "sessions.tsv"
+    shell: "false"
+
+def all_sessions(pattern):
+    with open(checkpoints.sessions.get().output[0]) as fh:
+        return [pattern.format(s=row[0]) for row in csv.reader(fh)]
+
+rule step0:
+    output: "s/{s}/0"
+    shell: "touch {output}"
+
+for k in range(1, STEPS):
+    rule:
+        name: f"step{k}"
+        input: f"s/{{s}}/{k - 1}"
+        output: f"s/{{s}}/{k}"
+        shell: "touch {output}"
+
+rule all:
+    input: lambda w: all_sessions(f"s/{{s}}/{STEPS - 1}")
+    default_target: True
+"""
+
+
+def floor(n: int, jobs: int) -> float:
+    """Wall seconds of ``snakemake -n`` for a minimal workflow with ``n`` sessions and ~``jobs`` jobs."""
+    steps = max(1, round((jobs - 1) / n))
+    with tempfile.TemporaryDirectory(prefix=f"mri2tau-dagfloor-{n}-") as tmp:
+        (Path(tmp) / "Snakefile").write_text(f"STEPS = {steps}\n" + FLOOR_SNAKEFILE)
+        (Path(tmp) / "sessions.tsv").write_text("".join(f"S{i:05d}\n" for i in range(n)))
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all"], cwd=tmp, env=env(), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        if res.returncode != 0:
+            raise SystemExit(f"floor dry run failed for n={n}:\n{res.stdout[-3000:]}")
+        return time.perf_counter() - start
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -128,10 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sizes", nargs="*", type=int, default=[100, 500, 2000])
     ap.add_argument("--keep", type=Path, help="build the working directories here and keep them")
     args = ap.parse_args(argv)
-    print(f"{'sessions':>8}  {'jobs':>7}  {'snakemake -n wall (s)':>21}  {'cpu (s)':>8}")
+    print(f"{'sessions':>8}  {'jobs':>7}  {'snakemake -n wall (s)':>21}  {'cpu (s)':>8}  "
+          f"{'minimal workflow, same jobs (s)':>31}")
     for n in args.sizes:
         wall, cpu, jobs = bench(n, args.keep)
-        print(f"{n:>8}  {jobs:>7}  {wall:>21.1f}  {cpu:>8.1f}", flush=True)
+        print(f"{n:>8}  {jobs:>7}  {wall:>21.1f}  {cpu:>8.1f}  {floor(n, jobs):>31.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,29 @@ def test_no_pair_at_all_is_an_error(tmp_path):
                       excluded_tsv=tmp_path / "e.tsv", max_days=100, t1_patterns=["*NOTHING*"],
                       pet_patterns=PATTERNS["pet_patterns"], exclude_patterns=[])
     assert not (tmp_path / "p.tsv").exists() and not (tmp_path / "e.tsv").exists()
+
+
+def test_session_dicom_dirs_follows_a_rewritten_pairs_table(tmp_path):
+    """The per-session look-up caches the table per file version: a new table is read again."""
+    pairs = tmp_path / "pairs.tsv"
+    pd.DataFrame({"sub": ["A1"], "ses": ["bl"], "t1_dir": ["t1/a"], "pet_dir": ["pet/a"]}).to_csv(pairs, sep="\t", index=False)
+    assert session_dicom_dirs(pairs, "A1", "bl") == {"t1_dir": "t1/a", "pet_dir": "pet/a"}
+    pd.DataFrame({"sub": ["A1", "B2"], "ses": ["bl", "m12"], "t1_dir": ["t1/a2", "t1/b"],
+                  "pet_dir": ["pet/a2", "pet/b"]}).to_csv(pairs, sep="\t", index=False)
+    assert session_dicom_dirs(pairs, "A1", "bl") == {"t1_dir": "t1/a2", "pet_dir": "pet/a2"}
+    assert session_dicom_dirs(pairs, "B2", "m12")["pet_dir"] == "pet/b"
+    with pytest.raises(ValueError, match="sub-C3 ses-bl is not among the selected pairs"):
+        session_dicom_dirs(pairs, "C3", "bl")
+
+
+def test_excluded_subjects_by_ptid_or_label_are_left_out_with_a_reason(tmp_path):
+    root = _tree(tmp_path)
+    kwargs = dict(dicom_root=root / "ADNI", clinical_csv=root / "ADNIMERGE.csv", excluded_tsv=tmp_path / "excluded.tsv",
+                  max_days=100, **PATTERNS)
+    for listed in (["002_S_0001"], ["002S0001"]):
+        with pytest.raises(PipelineInputError, match="no MRI-PET pair"):  # the only pairable subject is gone
+            select_series(pairs_tsv=tmp_path / "pairs.tsv", exclude_subjects=listed, **kwargs)
+    select_series(pairs_tsv=tmp_path / "pairs.tsv", exclude_subjects=["002_S_0003"], **kwargs)
+    excluded = pd.read_csv(tmp_path / "excluded.tsv", sep="\t").set_index("ptid")["reason"]
+    assert excluded["002_S_0003"] == "listed in config data.exclude_subjects"
+    assert list(pd.read_csv(tmp_path / "pairs.tsv", sep="\t", dtype=str)["sub"]) == ["002S0001"]

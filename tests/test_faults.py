@@ -103,7 +103,10 @@ def test_keep_going_with_one_corrupt_subject_finishes_the_others(corrupt_run):
     assert res.returncode != 0
     of_bad = {j for j in pet_jobs if f"sub={sub}" in j}
     assert of_bad and len(of_bad) < len(pet_jobs) - 1
-    assert planned_jobs(wd, "all") == of_bad | {"all"}  # everything else finished
+    # everything else finished: only the test split's PET indexes wait for the failed test session
+    # (harmonize_fit needs the training split only, so standardization ran for everyone else)
+    waiting = {f"session_index[split=test,stage={stage}]" for stage in ("suvr", "suvrstd")}
+    assert planned_jobs(wd, "all") == of_bad | waiting | {"all"}
     # the summary names the failed rule and session, and only that one
     summary = res.stdout[res.stdout.index("Error in rule") :]
     assert f"Error in rule {FIRST_PET_RULE}" in summary

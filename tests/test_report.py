@@ -57,14 +57,8 @@ from test_report import build_workdir
 
 build_workdir(dict(suvr=SUVR_TEMPLATE, suvr_std=SUVR_STD_TEMPLATE, t1_template=T1_TEMPLATE,
                    mask=BRAIN_MASK_TEMPLATE, t1w=T1W, xfm_affine=XFM_AFFINE, xfm_invwarp=XFM_INVWARP),
-              SPLITS, HARMONIZATION_PARAMS, f"{{R}}/slices", MODEL_FILE, MODEL_METRICS, config)
-
-
-checkpoint split:
-    output:
-        splits=SPLITS,
-    shell:
-        "false"
+              SPLITS, HARMONIZATION_PARAMS, f"{{R}}/slices", MODEL_FILE, MODEL_METRICS, config,
+              {{SESSION_INDEX.format(stage=k, split=s): (s, v) for k, v in INDEX_PATTERNS.items() for s in SPLIT_NAMES}})
 
 
 include: {str(REPO / "workflow/rules/synthesize.smk")!r}
@@ -80,7 +74,7 @@ rule all:
 
 
 def build_workdir(patterns: dict, splits: str, harmonization: str, slices_dir: str, model_file: str,
-                  model_metrics: str, config: dict) -> None:
+                  model_metrics: str, config: dict, indexes: dict) -> None:
     """Upstream outputs for :data:`SESSIONS` (once; skipped when the split table exists)."""
     if Path(splits).is_file():
         return
@@ -89,11 +83,14 @@ def build_workdir(patterns: dict, splits: str, harmonization: str, slices_dir: s
 
     from mri2tau.data.slices import build_slices
     from mri2tau.data.volumes import volume_geometry
+    from mri2tau.io.session_index import write_session_index
     from mri2tau.models import registry
     from mri2tau.train.checkpoint import save_generator
     from test_synthesize import write_sessions
 
     write_sessions(patterns, SESSIONS, Path(splits), Path(harmonization))
+    for index, (split, index_patterns) in indexes.items():  # the session indexes (rule session_index)
+        write_session_index(splits=splits, split=split, patterns=index_patterns, out=index)
     slices = {**config["slices"], "dtype": "float32"}
     build_slices(splits, patterns["t1_template"], patterns["suvr_std"], patterns["mask"], slices_dir, slices)
     slice_meta = json.loads(str(np.load(Path(slices_dir) / "train.npz")["meta"]))

@@ -10,6 +10,7 @@ from mri2tau.data.split import (
     SPLIT_COLUMNS,
     allocate_test_counts,
     check_no_leakage,
+    sessions_in_split,
     stratified_split,
     write_splits,
 )
@@ -101,3 +102,20 @@ def test_write_splits_reads_pairs_and_writes_tsv(tmp_path):
     with pytest.raises(PipelineInputError, match="lacks column"):
         write_splits(pairs_path, tmp_path / "x.tsv", test_fraction=0.2, seed=0, stratify_by="site")
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_sessions_in_split_are_the_rows_the_split_rule_writes(tmp_path):
+    """Input functions take a split's sessions from sessions_in_split (no second checkpoint): it
+    must give exactly splits.tsv's rows, and follow a rewritten pairs table or new settings."""
+    pairs_path = tmp_path / "pairs.tsv"
+    paper_pairs(extra_sessions=5).to_csv(pairs_path, sep="\t", index=False)
+    written = write_splits(pairs_path, tmp_path / "splits.tsv", test_fraction=PAPER_FRACTION, seed=3, stratify_by="dx")
+    for split in ("train", "test"):
+        rows = written[written["split"] == split]
+        assert sessions_in_split(pairs_path, split, test_fraction=PAPER_FRACTION, seed=3,
+                                 stratify_by=["dx"]) == list(zip(rows["sub"], rows["ses"]))
+    other_seed = sessions_in_split(pairs_path, "test", test_fraction=PAPER_FRACTION, seed=4, stratify_by="dx")
+    assert other_seed != list(zip(*[written.loc[written["split"] == "test", c] for c in ("sub", "ses")]))
+    paper_pairs().iloc[:100].to_csv(pairs_path, sep="\t", index=False)  # a new selection
+    both = [sessions_in_split(pairs_path, s, test_fraction=0.2, seed=3, stratify_by="dx") for s in ("train", "test")]
+    assert sum(map(len, both)) == 100 and len(both[1]) == 20

@@ -7,6 +7,8 @@ runtime): a rule without them would get the profile's defaults silently, so we f
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,22 @@ def test_profiles_load_and_dry_run(tmp_path, profile):
     wd = copy_workflow(tmp_path / "wd", {"preset": "demo"})
     res = run(wd, "--profile", f"profiles/{profile}", "-n")
     assert "Building DAG of jobs" in res.stdout
+
+
+def test_workflow_parse_imports_no_torch():
+    """What the .smk files import while Snakemake parses (every call, every cluster job) stays light:
+    importing torch + MONAI there costs ~10 s per parse."""
+    modules = sorted({line.split()[1] for smk in (REPO / "workflow" / "rules").glob("*.smk")
+                      for line in smk.read_text().splitlines() if line.startswith(("from mri2tau", "import mri2tau"))})
+    code = f"import sys; import {', '.join(modules)}; print(sorted(m for m in ('torch', 'monai') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", (modules, out)
+
+
+def test_torch_free_model_table_matches_the_registry():
+    from mri2tau.models import registry
+    from mri2tau.models.defaults import DIMS, PRESETS
+
+    registry._load_all()
+    assert {n: s.dims for n, s in registry.REGISTRY.items()} == DIMS
+    assert all(registry.REGISTRY[n].defaults == PRESETS[n] for n in DIMS)

@@ -257,7 +257,7 @@ def declared_rules() -> frozenset[str]:
 # ---------------------------------------------------------------- reference run
 # Conversion and preprocessing; split is included because PET harmonization is fitted on the
 # training subjects.
-PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet", "split")
+PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet", "split", "index")
 _REFERENCE: dict[str, Path] = {}
 
 

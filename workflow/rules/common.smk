@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from mri2tau.config import resolve_config, schema_files
+from mri2tau.data.split import sessions_in_split
 
 min_version("9.0")
 
@@ -76,16 +77,35 @@ def expand_sessions(pattern):
     return [pattern.format(sub=s, ses=v) for s, v in sessions()]
 
 
-def all_sessions(pattern):
-    """Input function: ``pattern`` for every selected session.
+def split_sessions(split):
+    """(sub, ses) of ``split`` (train/test): the rows the ``split`` rule writes to splits.tsv.
 
-    Rules that need only the training or only the test sessions (harmonize_fit, synthesize,
-    evaluate, figures, classifier_test) take every session's file plus ``splits.tsv`` and pick
-    their rows in code. Reading the split inside an input function would make ``split`` a
-    checkpoint nested on ``select_series``; Snakemake 9 then never re-checks those jobs' code,
-    params or inputs, so edits would not rerun them (tests/test_reruns.py).
+    Computed from the select_series checkpoint's pairs.tsv and the ``split`` settings with the
+    split rule's own function, so no input function waits for splits.tsv: a second checkpoint
+    nested on select_series would stop Snakemake 9 re-checking those jobs' code and params.
     """
-    return lambda wildcards: expand_sessions(pattern)
+    section = config["split"]
+    return sessions_in_split(checkpoints.select_series.get().output.pairs, split,
+                             test_fraction=section["test_fraction"], seed=section["seed"],
+                             stratify_by=section["stratify_by"])
+
+
+# Session indexes (rule session_index, index.smk): one TSV per split and stage listing every
+# session's files. Cohort-level rules depend on an index (one input edge, not thousands: DAG
+# size) plus splits.tsv, and read the files through the patterns.
+SPLIT_NAMES = ("train", "test")
+SESSION_INDEX = f"{DERIV}/sessions_split-{{split}}_desc-{{stage}}_index.tsv"
+INDEX_PATTERNS = {
+    "mri": dict(t1w=T1W, t1_template=T1_TEMPLATE, brain_mask_template=BRAIN_MASK_TEMPLATE,
+                xfm_affine=XFM_AFFINE, xfm_invwarp=XFM_INVWARP),
+    "suvr": dict(suvr_template=SUVR_TEMPLATE),
+    "suvrstd": dict(suvrstd_template=SUVR_STD_TEMPLATE),
+}
+
+
+def session_index(stage, *splits):
+    """The index file(s) of ``stage`` for ``splits`` (default: both)."""
+    return [SESSION_INDEX.format(stage=stage, split=split) for split in splits or SPLIT_NAMES]
 
 
 # Each stage file appends the final targets it contributes (functions of wildcards or paths).

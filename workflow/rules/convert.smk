@@ -26,6 +26,7 @@ checkpoint select_series:
         pet_patterns=config["data"]["pet_description_patterns"],
         exclude_patterns=config["data"].get("exclude_description_patterns", []),
         max_days=config["data"]["max_mri_pet_days"],
+        exclude_subjects=config["data"].get("exclude_subjects", []),
     script:
         "../scripts/select_series.py"
 

@@ -23,8 +23,8 @@ rule evaluate:
     input:
         synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
         splits=SPLITS,
-        real=all_sessions(SUVR_TEMPLATE),
-        mask=all_sessions(BRAIN_MASK_TEMPLATE),
+        real=session_index("suvr", "test"),
+        mask=session_index("mri", "test"),
     output:
         slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
         volume_metrics=f"{EVAL_DIR}/volume_metrics.tsv",
@@ -68,8 +68,8 @@ rule figures:
         slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
         roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
         splits=SPLITS,
-        real=all_sessions(SUVR_TEMPLATE),
-        mask=all_sessions(BRAIN_MASK_TEMPLATE),
+        real=session_index("suvr", "test"),
+        mask=session_index("mri", "test"),
     output:
         comparison=[
             report(
@@ -150,7 +150,7 @@ rule classifier_test:
         synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
         splits=SPLITS,
         harmonization=HARMONIZATION_PARAMS,
-        mask=all_sessions(BRAIN_MASK_TEMPLATE),
+        mask=session_index("mri", "test"),
     output:
         table=f"{CLASSIFIER_DIR}/table5_classifier.tsv",
         md=f"{CLASSIFIER_DIR}/table5_classifier.md",

@@ -152,7 +152,7 @@ rule pet_qc:
 rule harmonize_fit:
     input:
         splits=SPLITS,
-        suvr=all_sessions(SUVR_TEMPLATE),
+        suvr=session_index("suvr", "train"),
         reference=PET_REFERENCE_MASK,
     output:
         params=HARMONIZATION_PARAMS,
@@ -200,6 +200,4 @@ rule harmonize_apply:
         "../scripts/harmonize_apply.py"
 
 
-FINAL_TARGETS.append(
-    lambda: expand_sessions(SUVR_STD_TEMPLATE) + expand_sessions(PET_QC)
-)
+FINAL_TARGETS.append(lambda: expand_sessions(PET_QC))  # + the session indexes (index.smk)

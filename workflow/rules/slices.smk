@@ -15,9 +15,8 @@ SLICES_CENTRAL_INDEX = f"{SLICES_DIR}/{{split}}_central_index.tsv"
 
 rule slices:
     input:
-        t1=lambda wc: expand_sessions(T1_TEMPLATE),
-        pet=lambda wc: expand_sessions(SUVR_STD_TEMPLATE),
-        mask=lambda wc: expand_sessions(BRAIN_MASK_TEMPLATE),
+        mri=session_index("mri"),  # every session's template-space T1 and brain mask
+        pet=session_index("suvrstd"),  # every session's standardized SUVR
         splits=SPLITS,
     output:
         sets=expand(SLICES, split=SLICE_SPLITS),
@@ -63,9 +62,8 @@ VOLUME_SETTINGS = {k: v for k, v in config["volumes"].items() if k != "augment"}
 
 rule volumes:
     input:
-        t1=lambda wc: expand_sessions(T1_TEMPLATE),
-        pet=lambda wc: expand_sessions(SUVR_STD_TEMPLATE),
-        mask=lambda wc: expand_sessions(BRAIN_MASK_TEMPLATE),
+        mri=session_index("mri"),  # every session's template-space T1 and brain mask
+        pet=session_index("suvrstd"),  # every session's standardized SUVR
         splits=SPLITS,
     output:
         arrays=expand(VOLUME_ARRAYS, split=SLICE_SPLITS, kind=["mri", "pet"]),

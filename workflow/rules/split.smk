@@ -1,7 +1,7 @@
 # Stage: split. Subject-level train/test split stratified by diagnosis, from the pairs table only
-# (no images), so reprocessing PET never changes it. A plain rule, not a checkpoint: rules that
-# need the training or test sessions take every session's file and splits.tsv and pick rows in
-# code (see all_sessions in common.smk).
+# (no images), so reprocessing PET never changes it. A plain rule, not a checkpoint: input
+# functions get a split's sessions from split_sessions() (common.smk), which applies the same
+# function to pairs.tsv.
 
 
 rule split:
@@ -26,3 +26,4 @@ rule split:
 
 
 FINAL_TARGETS.append(SPLITS)
+

@@ -12,11 +12,7 @@ rule synthesize:
         model=MODEL_FILE,
         splits=SPLITS,
         harmonization=HARMONIZATION_PARAMS,
-        t1=all_sessions(T1_TEMPLATE),
-        mask=all_sessions(BRAIN_MASK_TEMPLATE),
-        t1w=all_sessions(T1W),
-        xfm_affine=all_sessions(XFM_AFFINE),
-        xfm_invwarp=all_sessions(XFM_INVWARP),
+        mri=session_index("mri", "test"),  # test sessions' T1 (raw, template), mask, transforms
     output:
         directory(SYNTH_DIR),
     log:

@@ -3,8 +3,8 @@
 import os
 import re
 
-from mri2tau.train.runner import enabled_2d_models, model_hparams
-from mri2tau.train.steps3d import enabled_3d_models, model_hparams_3d
+# torch-free (read while the workflow parses: every snakemake call and every cluster job)
+from mri2tau.train.hparams import enabled_2d_models, enabled_3d_models, model_hparams, model_hparams_3d
 
 TRAIN_MODELS = enabled_2d_models(config)
 # 3D models (train.enabled_3d): disjoint from TRAIN_MODELS, so the two train rules never compete

@@ -11,6 +11,7 @@ here; full validation happens when the session is converted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +119,25 @@ def _pair_row(t1: Candidate, pet: Candidate, visits: pd.DataFrame) -> dict:
 
 def select_series(*, dicom_root: str | Path, clinical_csv: str | Path, pairs_tsv: str | Path,
                   excluded_tsv: str | Path, t1_patterns: list[str], pet_patterns: list[str],
-                  exclude_patterns: list[str], max_days: int) -> pd.DataFrame:
+                  exclude_patterns: list[str], max_days: int,
+                  exclude_subjects: list[str] | None = None) -> pd.DataFrame:
     """Discover, pair and write ``pairs_tsv`` (one row per subject) and ``excluded_tsv``.
 
-    Excluded (with a reason, also logged): subjects absent from the clinical CSV, without a
-    matching T1 or tau PET, or without a pair within ``max_days``; unreadable or non-tau series.
+    Excluded (with a reason, also logged): subjects listed in ``exclude_subjects`` (config
+    ``data.exclude_subjects``: PTID ``002_S_0413`` or BIDS label ``002S0413``, e.g. a corrupt
+    export), absent from the clinical CSV, without a matching T1 or tau PET, or without a pair
+    within ``max_days``; unreadable or non-tau series.
     Raises :class:`PipelineInputError` when no pair is left.
     """
     clinical = read_clinical_csv(clinical_csv)
     ptids, folders = discover_series(dicom_root, t1_patterns, pet_patterns, exclude_patterns)
     excluded: list[dict] = []
     rows = []
+    by_user = {str(s) for s in exclude_subjects or []}
     for ptid in ptids:
+        if by_user & {ptid, ptid.replace("_", "")}:
+            excluded.append(_excl(ptid, "listed in config data.exclude_subjects"))
+            continue
         visits = clinical[clinical["PTID"] == ptid]
         if visits.empty:
             excluded.append(_excl(ptid, f"PTID {ptid} is not in the clinical CSV {Path(clinical_csv).name}"))
@@ -164,9 +172,20 @@ def select_series(*, dicom_root: str | Path, clinical_csv: str | Path, pairs_tsv
 
 
 def session_dicom_dirs(pairs_tsv: str | Path, sub: str, ses: str) -> dict[str, str]:
-    """``{"t1_dir", "pet_dir"}`` of the pair selected for ``sub``/``ses`` (Snakemake input function)."""
-    pairs = pd.read_csv(pairs_tsv, sep="\t", dtype=str)
-    row = pairs[(pairs["sub"] == sub) & (pairs["ses"] == ses)]
-    if row.empty:
+    """``{"t1_dir", "pet_dir"}`` of the pair selected for ``sub``/``ses`` (Snakemake input function).
+
+    The pairs table is read once per file version (path, mtime, size), not once per session:
+    Snakemake calls this for every session while it builds the DAG.
+    """
+    stat = Path(pairs_tsv).stat()
+    dirs = _pair_dirs(str(pairs_tsv), stat.st_mtime_ns, stat.st_size)
+    if (sub, ses) not in dirs:
         raise ValueError(f"sub-{sub} ses-{ses} is not among the selected pairs in {pairs_tsv}")
-    return {"t1_dir": row["t1_dir"].iloc[0], "pet_dir": row["pet_dir"].iloc[0]}
+    return dict(dirs[(sub, ses)])
+
+
+@functools.lru_cache(maxsize=4)
+def _pair_dirs(pairs_tsv: str, mtime_ns: int, size: int) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """(sub, ses) -> (("t1_dir", ...), ("pet_dir", ...)) of one version of the pairs table."""
+    pairs = pd.read_csv(pairs_tsv, sep="\t", dtype=str, keep_default_na=False)
+    return {(r.sub, r.ses): (("t1_dir", r.t1_dir), ("pet_dir", r.pet_dir)) for r in pairs.itertuples()}

@@ -12,6 +12,7 @@ stratum is within one subject of its target and the total is ``round(n * test_fr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,6 +112,41 @@ def check_no_leakage(splits: pd.DataFrame) -> None:
             )
 
 
+def split_pairs_table(
+    pairs: str | Path, *, test_fraction: float, seed: int, stratify_by: str | Sequence[str] = ("dx",)
+) -> pd.DataFrame:
+    """Read the pairs TSV and split it (:func:`stratified_split`), checked for leakage."""
+    keys = [stratify_by] if isinstance(stratify_by, str) else list(stratify_by)
+    table = pd.read_csv(pairs, sep="\t", dtype={"sub": str, "ses": str, "ptid": str})
+    if table.empty:
+        raise PipelineInputError("pairs table is empty: no subject to split", stage="split", path=pairs)
+    splits = stratified_split(table, test_fraction=test_fraction, seed=seed, stratify_by=keys)
+    check_no_leakage(splits)
+    return splits
+
+
+def sessions_in_split(
+    pairs: str | Path, split: str, *, test_fraction: float, seed: int, stratify_by: str | Sequence[str] = ("dx",)
+) -> list[tuple[str, str]]:
+    """(sub, ses) of ``split`` (train/test): exactly the rows the ``split`` rule writes for it.
+
+    For Snakemake input functions (they run while the DAG is built, before ``splits.tsv`` exists):
+    the split is a deterministic function of the pairs table and the ``split`` settings, so the
+    workflow needs no second checkpoint. Cached per version (path, mtime, size) of the table.
+    """
+    stat = Path(pairs).stat()
+    keys = (stratify_by,) if isinstance(stratify_by, str) else tuple(stratify_by)
+    table = _cached_split(str(pairs), stat.st_mtime_ns, stat.st_size, float(test_fraction), int(seed), keys)
+    return [(sub, ses) for sub, ses, which in table if which == split]
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_split(pairs: str, mtime_ns: int, size: int, test_fraction: float, seed: int,
+                  stratify_by: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    splits = split_pairs_table(pairs, test_fraction=test_fraction, seed=seed, stratify_by=stratify_by)
+    return tuple(zip(splits["sub"], splits["ses"], splits["split"]))
+
+
 def write_splits(
     pairs: str | Path,
     out: str | Path,
@@ -120,11 +156,6 @@ def write_splits(
     stratify_by: str | Sequence[str] = ("dx",),
 ) -> pd.DataFrame:
     """Rule ``split``: read the pairs TSV, split, check leakage, write ``results/splits.tsv``."""
-    keys = [stratify_by] if isinstance(stratify_by, str) else list(stratify_by)
-    table = pd.read_csv(pairs, sep="\t", dtype={"sub": str, "ses": str, "ptid": str})
-    if table.empty:
-        raise PipelineInputError("pairs table is empty: no subject to split", stage="split", path=pairs)
-    splits = stratified_split(table, test_fraction=test_fraction, seed=seed, stratify_by=keys)
-    check_no_leakage(splits)
+    splits = split_pairs_table(pairs, test_fraction=test_fraction, seed=seed, stratify_by=stratify_by)
     write_tsv_atomic(out, splits)
     return splits

@@ -18,7 +18,7 @@ from monai.networks.layers.factories import Conv
 from torch import Tensor, nn
 
 from mri2tau.models.blocks import PatchDiscriminator, ResBlock, conv_norm_act
-from mri2tau.models.pix2pix import BASELINE_TRAIN_PAPER
+from mri2tau.models.defaults import PRESETS
 from mri2tau.models.registry import ModelSpec, register
 
 
@@ -67,27 +67,13 @@ def build_cyclegan(hparams: dict[str, Any]) -> dict[str, nn.Module]:
     }
 
 
-_PAPER = {
-    **BASELINE_TRAIN_PAPER,
-    "batch_size": 2,
-    "ngf": 64,
-    "n_blocks": 9,
-    "dropout": 0.0,
-    "disc_channels": [64, 128, 256],
-    "lambda_adv": 1.0,
-    "lambda_cyc": 10.0,
-    "lambda_idt": 0.0,
-    "lambda_perc": 0.0,
-}
-_DEMO = {**_PAPER, "image_size": 32, "epochs": 2, "ngf": 8, "n_blocks": 2, "disc_channels": [8, 16, 32]}
-
 register(
     ModelSpec(
         name="cyclegan",
         dims=2,
         family="cyclegan",
         build=build_cyclegan,
-        defaults={"paper": _PAPER, "demo": _DEMO},
+        defaults=PRESETS["cyclegan"],
         description="CycleGAN baseline: two ResNet generators + two PatchGANs, LSGAN + 10 cycle L1",
     )
 )

@@ -43,6 +43,7 @@ from monai.networks.layers.factories import Conv
 from torch import Tensor, nn
 
 from mri2tau.models.blocks import CBAM, PatchDiscriminator, ResBlock, VectorQuantizerEMA, conv_norm_act, make_conv
+from mri2tau.models.defaults import PRESETS, VQGAN_ABLATIONS
 from mri2tau.models.registry import ModelSpec, register
 
 
@@ -152,70 +153,9 @@ def build_vqgan_family(hparams: dict[str, Any]) -> dict[str, nn.Module]:
     return {"generator": generator, "discriminator": discriminator}
 
 
-#: Training hyper-parameters shared by the VQGAN rows (SPEC §4); keys read by the training loop.
-_TRAIN_PAPER = {
-    "image_size": 256,
-    "batch_size": 2,
-    "lr": 2e-4,
-    "epochs": 500,
-    "optimizer": "adamw",
-    "betas": [0.5, 0.999],
-    "weight_decay": 0.01,
-    "scheduler": "cosine",
-    "lambda_adv": 1.0,
-    "lambda_rec": 10.0,
-    "lambda_perc": 10.0,
-    "lambda_vq": 5.0,
-    "r1_gamma": 10.0,
-    "instance_noise": 0.1,
-    "real_label_range": [0.9, 1.0],
-}
-_ARCH_PAPER = {
-    "base_channels": 64,
-    "n_down": 3,
-    "n_res_blocks": 6,
-    "codebook_size": 1024,
-    "embedding_dim": 256,
-    "dropout": 0.5,
-    "branch_fraction": 5 / 32,
-    "cbam_reduction": 16,
-    "ema_decay": 0.99,
-    "commitment_beta": 0.25,
-    "disc_channels": [64, 128, 256],
-}
-_DEMO_OVERRIDES = {
-    "image_size": 32,
-    "epochs": 2,
-    "base_channels": 8,
-    "n_res_blocks": 2,
-    "codebook_size": 64,
-    "embedding_dim": 32,
-    "cbam_reduction": 4,
-    "disc_channels": [8, 16, 32],
-}
-
-ABLATIONS = {
-    "vqgan": ({"multiscale": False, "resblocks": False, "cbam": False}, "Standard VQGAN (Table I row 1)"),
-    "mcr_vqgan_ms": ({"multiscale": True, "resblocks": False, "cbam": False}, "VQGAN + multi-scale conv (Table I row 2)"),
-    "mcr_vqgan_ms_res": (
-        {"multiscale": True, "resblocks": True, "cbam": False},
-        "VQGAN + multi-scale conv + ResNet blocks (Table I row 3)",
-    ),
-    "mcr_vqgan": ({"multiscale": True, "resblocks": True, "cbam": True}, "MCR-VQGAN, full (Table I row 4)"),
-}
+#: Table I rows (name -> (architecture flags, description)); defaults in mri2tau.models.defaults.
+ABLATIONS = VQGAN_ABLATIONS
 
 for _name, (_flags, _description) in ABLATIONS.items():
-    register(
-        ModelSpec(
-            name=_name,
-            dims=2,
-            family="vqgan",
-            build=build_vqgan_family,
-            defaults={
-                "paper": {**_TRAIN_PAPER, **_ARCH_PAPER, **_flags},
-                "demo": {**_TRAIN_PAPER, **_ARCH_PAPER, **_flags, **_DEMO_OVERRIDES},
-            },
-            description=_description,
-        )
-    )
-
+    register(ModelSpec(name=_name, dims=2, family="vqgan", build=build_vqgan_family, defaults=PRESETS[_name],
+                       description=_description))

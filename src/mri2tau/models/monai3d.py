@@ -33,6 +33,7 @@ from typing import Any
 
 from torch import nn
 
+from mri2tau.models.defaults import PRESETS
 from mri2tau.models.registry import ModelSpec, register
 
 
@@ -161,65 +162,16 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
 
 
-# ---------------------------------------------------------------- presets
-_TRAIN_PAPER: dict[str, Any] = {
-    "image_size": [160, 192, 160],  # brain bounding box of the 1 mm template, padded to 32
-    "batch_size": 1,
-    "lr": 5e-4,
-    "epochs": 1000,
-    "optimizer": "adam",
-    "betas": [0.9, 0.999],
-    "scheduler": "cosine",
-}
-_TRAIN_DEMO: dict[str, Any] = {"image_size": [64, 64, 64], "epochs": 2}
-_UNET_PAPER = {"channels": [64, 128, 256, 512, 1024], "strides": [2, 2, 2, 2], "num_res_units": 0, "dropout": 0.2}
-_UNET_DEMO = {"channels": [4, 8, 16, 32], "strides": [2, 2, 2]}
-_GAN_PAPER = {"output_activation": "tanh", "disc_channels": [64, 128, 256], "lambda_adv": 1.0, "lambda_synthesis": 1.0}
-_GAN_DEMO = {"disc_channels": [4, 8, 16]}
+# ---------------------------------------------------------------- registration (defaults: mri2tau.models.defaults)
+def _spec(name: str, family: str, build, description: str) -> ModelSpec:
+    return register(ModelSpec(name=name, dims=3, family=family, build=build, defaults=PRESETS[name],
+                              description=description))
 
 
-def _spec(name: str, family: str, build, paper: dict[str, Any], demo: dict[str, Any], description: str) -> ModelSpec:
-    full_paper = {**_TRAIN_PAPER, **paper}
-    return register(
-        ModelSpec(
-            name=name,
-            dims=3,
-            family=family,
-            build=build,
-            defaults={"paper": full_paper, "demo": {**full_paper, **_TRAIN_DEMO, **demo}},
-            description=description,
-        )
-    )
-
-
-_spec(
-    "unet3d", "supervised", build_unet3d,
-    {**_UNET_PAPER, "output_activation": "linear"}, _UNET_DEMO,
-    "3D U-Net (MONAI), α·MSE + β·(1−SSIM) + γ·perceptual (cyclic 2.5D by default)",
-)
-_spec(
-    "unetr", "supervised", build_unetr,
-    {"feature_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_heads": 12, "dropout": 0.0,
-     "output_activation": "linear"},
-    {"feature_size": 4, "hidden_size": 48, "mlp_dim": 96, "num_heads": 4},
-    "UNETR (MONAI), same 3D synthesis objective",
-)
-_spec(
-    "swinunetr", "supervised", build_swinunetr,
-    {"feature_size": 48, "depths": [2, 2, 2, 2], "num_heads": [3, 6, 12, 24], "dropout": 0.0,
-     "gradient_checkpointing": True, "output_activation": "linear"},
-    {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [3, 3, 3, 3], "gradient_checkpointing": False},
-    "SwinUNETR (MONAI), same 3D synthesis objective",
-)
-_spec(
-    "pix2pix3d", "pix2pix", build_pix2pix3d,
-    {**_UNET_PAPER, **_GAN_PAPER, "lambda_l1": 100.0, "betas": [0.5, 0.999]},
-    {**_UNET_DEMO, **_GAN_DEMO},
-    "Pix2Pix 3D: 3D U-Net + 3D PatchGAN, + the 3D synthesis objective",
-)
-_spec(
-    "cyclegan3d", "cyclegan", build_cyclegan3d,
-    {**_UNET_PAPER, **_GAN_PAPER, "lambda_cyc": 10.0, "betas": [0.5, 0.999]},
-    {**_UNET_DEMO, **_GAN_DEMO},
-    "CycleGAN 3D: two 3D U-Nets + two 3D PatchGANs, + the 3D synthesis objective on MRI -> PET",
-)
+_spec("unet3d", "supervised", build_unet3d,
+      "3D U-Net (MONAI), α·MSE + β·(1−SSIM) + γ·perceptual (cyclic 2.5D by default)")
+_spec("unetr", "supervised", build_unetr, "UNETR (MONAI), same 3D synthesis objective")
+_spec("swinunetr", "supervised", build_swinunetr, "SwinUNETR (MONAI), same 3D synthesis objective")
+_spec("pix2pix3d", "pix2pix", build_pix2pix3d, "Pix2Pix 3D: 3D U-Net + 3D PatchGAN, + the 3D synthesis objective")
+_spec("cyclegan3d", "cyclegan", build_cyclegan3d,
+      "CycleGAN 3D: two 3D U-Nets + two 3D PatchGANs, + the 3D synthesis objective on MRI -> PET")

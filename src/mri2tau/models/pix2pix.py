@@ -20,21 +20,8 @@ from typing import Any
 from torch import nn
 
 from mri2tau.models.blocks import PatchDiscriminator, UNetGenerator
+from mri2tau.models.defaults import PRESETS
 from mri2tau.models.registry import ModelSpec, register
-
-#: Training hyper-parameters of the GAN baselines (SPEC §4): Adam (0.5, 0.999), lr 2e-4, cosine.
-BASELINE_TRAIN_PAPER: dict[str, Any] = {
-    "image_size": 256,
-    "batch_size": 4,
-    "lr": 2e-4,
-    "epochs": 500,
-    "optimizer": "adam",
-    "betas": [0.5, 0.999],
-    "weight_decay": 0.0,
-    "scheduler": "cosine",
-}
-UNET_ARCH_PAPER: dict[str, Any] = {"num_downs": 8, "ngf": 32, "dropout": 0.5, "disc_channels": [64, 128, 256]}
-UNET_DEMO_OVERRIDES: dict[str, Any] = {"image_size": 32, "epochs": 2, "num_downs": 5, "ngf": 8, "disc_channels": [8, 16, 32]}
 
 
 def build_unet_generator(hparams: dict[str, Any]) -> UNetGenerator:
@@ -50,18 +37,13 @@ def build_pix2pix(hparams: dict[str, Any]) -> dict[str, nn.Module]:
     }
 
 
-_LOSS = {"lambda_adv": 1.0, "lambda_perc": 0.0, "lambda_l1": 100.0, "real_label_range": [0.9, 1.0]}
-
 register(
     ModelSpec(
         name="cgan",
         dims=2,
         family="pix2pix",
         build=build_pix2pix,
-        defaults={
-            "paper": {**BASELINE_TRAIN_PAPER, **UNET_ARCH_PAPER, **_LOSS},
-            "demo": {**BASELINE_TRAIN_PAPER, **UNET_ARCH_PAPER, **_LOSS, **UNET_DEMO_OVERRIDES},
-        },
+        defaults=PRESETS["cgan"],
         description="cGAN baseline: pix2pix U-Net + conditional PatchGAN, BCE + 100 L1",
     )
 )

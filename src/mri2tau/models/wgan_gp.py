@@ -17,7 +17,8 @@ from typing import Any
 from torch import nn
 
 from mri2tau.models.blocks import PatchDiscriminator
-from mri2tau.models.pix2pix import BASELINE_TRAIN_PAPER, UNET_ARCH_PAPER, UNET_DEMO_OVERRIDES, build_unet_generator
+from mri2tau.models.defaults import PRESETS
+from mri2tau.models.pix2pix import build_unet_generator
 from mri2tau.models.registry import ModelSpec, register
 
 
@@ -29,18 +30,13 @@ def build_wgan_gp(hparams: dict[str, Any]) -> dict[str, nn.Module]:
     }
 
 
-_LOSS = {"lambda_adv": 1.0, "lambda_perc": 0.0, "lambda_gp": 10.0, "lambda_l1": 100.0, "n_critic": 5}
-
 register(
     ModelSpec(
         name="wgan_gp",
         dims=2,
         family="wgan_gp",
         build=build_wgan_gp,
-        defaults={
-            "paper": {**BASELINE_TRAIN_PAPER, **UNET_ARCH_PAPER, **_LOSS},
-            "demo": {**BASELINE_TRAIN_PAPER, **UNET_ARCH_PAPER, **_LOSS, **UNET_DEMO_OVERRIDES},
-        },
+        defaults=PRESETS["wgan_gp"],
         description="WGAN-GP baseline: U-Net generator + unnormalised conditional critic, GP 10 + 100 L1",
     )
 )

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.nifti import read_nifti
 from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
+from mri2tau.io.nifti import read_nifti
 from mri2tau.log import get_logger
 from mri2tau.preprocess import qc
 from mri2tau.preprocess.registration import (

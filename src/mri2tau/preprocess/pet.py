@@ -33,8 +33,8 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.nifti import read_nifti
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
+from mri2tau.io.nifti import read_nifti
 from mri2tau.log import get_logger
 from mri2tau.preprocess.registration import LPS, ants_seed, set_threads
 from mri2tau.templates import load_template_mask, template_grid
@@ -127,7 +127,7 @@ def load_pet_frames(
     """
     img, data = read_nifti(pet_path, what="dynamic PET", subject=subject, stage="pet_motion",
                            fix="reconvert the PET series (delete the BIDS session and rerun conversion); "
-                               "exclude the subject if the DICOM export is corrupt")
+                               "or list the subject in data.exclude_subjects if the DICOM export is corrupt")
     if data.ndim == 3:
         data = data[..., None]
     n_frames = data.shape[3] if data.ndim == 4 else -1
@@ -142,7 +142,7 @@ def load_pet_frames(
         raise PipelineInputError(
             f"PET has {n_bad} NaN/infinite voxels",
             subject=subject, stage="pet_motion", path=pet_path,
-            fix="reconvert the PET series; exclude the subject if the scanner export is corrupt",
+            fix="reconvert the PET series; list the subject in data.exclude_subjects if the scanner export is corrupt",
         )
     frames = [np.ascontiguousarray(data[..., k]) for k in range(n_frames)]
     totals = np.array([float(np.abs(f).sum()) for f in frames])
@@ -151,7 +151,7 @@ def load_pet_frames(
         raise PipelineInputError(
             f"PET frame(s) {empty} carry no activity (total {totals.min():.3g} vs median {np.median(totals):.3g})",
             subject=subject, stage="pet_motion", path=pet_path,
-            fix="reconvert the PET series or exclude the subject",
+            fix="reconvert the PET series or list the subject in data.exclude_subjects",
         )
     return frames, img.affine
 

@@ -13,32 +13,10 @@ from typing import Any
 from mri2tau.data.datasets import SliceDataset, open_slices, subject_holdout
 from mri2tau.errors import PipelineInputError
 from mri2tau.log import get_logger
-from mri2tau.models import registry
+from mri2tau.train.hparams import enabled_2d_models, model_hparams  # noqa: F401 - re-exported
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")
-
-
-def enabled_2d_models(config: dict[str, Any]) -> list[str]:
-    """``train.enabled``, checked: each is a registered 2D model."""
-    names = list(config["train"]["enabled"])
-    for name in names:
-        spec = registry.get(name)  # KeyError lists what exists
-        if spec.dims != 2:
-            raise ValueError(f"config key 'train.enabled': {name!r} is a {spec.dims}D model; list 2D models only")
-    return names
-
-
-def model_hparams(model: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Resolved hyper-parameters of ``model`` under ``config`` (see module docstring)."""
-    train = config["train"]
-    overrides = {} if train.get("epochs") is None else {"epochs": int(train["epochs"])}
-    overrides.update(train.get("overrides", {}).get(model, {}))
-    grid = int(config["slices"]["grid"])
-    if overrides.get("image_size", grid) != grid:
-        raise ValueError(f"config key 'train.overrides.{model}.image_size': set slices.grid instead ({grid})")
-    overrides["image_size"] = grid
-    return registry.get(model).hparams(config["preset"], **overrides)
 
 
 def train_from_slices(

@@ -4,13 +4,8 @@ The families' steps are in :mod:`mri2tau.train.steps` (``supervised``: the 3D sy
 objective is the loss; ``pix2pix``/``cyclegan``: it is added with weight ``lambda_synthesis``).
 This module supplies what differs for 3D models:
 
-* :func:`enabled_3d_models`: config ``train.enabled_3d`` (the train rule's ``{model}`` values).
-* :func:`model_hparams_3d`: registry defaults of the preset, updated by ``train.overrides.<model>``,
-  with ``image_size`` = the volume box (:func:`mri2tau.data.volumes.volume_geometry`),
-  ``perceptual`` = config section ``perceptual`` and ``augment`` = ``volumes.augment``. The
-  train rule passes them as params, so ``perceptual.kind: cyclic25d -> static25d`` reruns only
-  the 3D training jobs (and synthesis/evaluation after them); 2D hyper-parameters never
-  contain these sections.
+* :func:`enabled_3d_models`, :func:`model_hparams_3d` (torch-free, in :mod:`mri2tau.train.hparams`,
+  re-exported here): which 3D models the config trains and their resolved hyper-parameters.
 * :func:`train_from_volumes`: volume datasets (augmented training set, subject-level hold-out)
   and the objective :func:`mri2tau.losses.ssim3d.build_synthesis_loss` into
   :func:`mri2tau.train.loop.fit`.
@@ -22,45 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from mri2tau.data.datasets import subject_holdout
-from mri2tau.data.volumes import AugmentConfig, VolumeDataset, open_volumes, volume_geometry
+from mri2tau.data.volumes import AugmentConfig, VolumeDataset, open_volumes
 from mri2tau.errors import PipelineInputError
 from mri2tau.log import get_logger
 from mri2tau.losses.ssim3d import build_synthesis_loss
-from mri2tau.models import registry
+from mri2tau.train.hparams import enabled_3d_models, model_hparams_3d  # noqa: F401 - re-exported
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")
-
-
-def enabled_3d_models(config: dict[str, Any]) -> list[str]:
-    """``train.enabled_3d`` (absent: none), checked: each is a registered 3D model."""
-    names = list(config["train"].get("enabled_3d") or [])
-    for name in names:
-        spec = registry.get(name)  # KeyError lists what exists
-        if spec.dims != 3:
-            raise ValueError(f"config key 'train.enabled_3d': {name!r} is a {spec.dims}D model; list 3D models only")
-    return names
-
-
-def model_hparams_3d(model: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Resolved hyper-parameters of 3D ``model`` under ``config`` (see module docstring)."""
-    spec = registry.get(model)
-    if spec.dims != 3:
-        raise ValueError(f"{model!r} is a {spec.dims}D model; model_hparams_3d takes 3D models only")
-    template = config["template"]
-    geometry = volume_geometry(config["volumes"], template["resolution_mm"], template.get("mask_path"))
-    overrides = dict(config.get("train", {}).get("overrides", {}).get(model, {}))
-    if list(overrides.get("image_size", geometry.shape)) != list(geometry.shape):
-        raise ValueError(
-            f"config key 'train.overrides.{model}.image_size': the volume box is {list(geometry.shape)}; "
-            "set volumes.shape / volumes.pad_multiple instead"
-        )
-    overrides.update(
-        image_size=list(geometry.shape),
-        perceptual=dict(config["perceptual"]),
-        augment=dict(config["volumes"].get("augment", {})),
-    )
-    return spec.hparams(config["preset"], **overrides)
 
 
 def train_from_volumes(
