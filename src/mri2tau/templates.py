@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from nibabel.processing import resample_from_to
+from scipy import ndimage
 
 TEMPLATE_NAME = "MNI152NLin6Asym"
 _FOV_1MM_SHAPE = (182, 218, 182)
@@ -89,7 +90,12 @@ def load_template_t1(resolution_mm: float, path: str | None = None) -> nib.Nifti
 
 @functools.lru_cache(maxsize=8)
 def load_template_mask(resolution_mm: float, path: str | None = None) -> nib.Nifti1Image:
-    """Template brain mask (uint8 0/1) on the template grid."""
+    """Template brain mask (uint8 0/1) on the template grid.
+
+    The bundled mask (nimare's MNI152NLin6Asym ``desc-brain_mask``) has small enclosed holes
+    (~0.5 % of the brain: 145 voxels at 4 mm, 10.7 mL at 1 mm) that showed as dots in masked
+    images; they are filled after resampling. A user mask (``path``) is used as given.
+    """
     src = Path(path) if path else (
         nimare_template_dir()
         / f"tpl-{TEMPLATE_NAME}_res-{_source_resolution(resolution_mm)}_desc-brain_mask.nii.gz"
@@ -97,7 +103,10 @@ def load_template_mask(resolution_mm: float, path: str | None = None) -> nib.Nif
     img = nib.load(src)
     img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
     out = _to_grid(img, resolution_mm, order=1)
-    return nib.Nifti1Image((np.asarray(out.dataobj) >= 0.5).astype(np.uint8), out.affine)
+    mask = np.asarray(out.dataobj) >= 0.5
+    if not path:
+        mask = ndimage.binary_fill_holes(mask)
+    return nib.Nifti1Image(mask.astype(np.uint8), out.affine)
 
 
 @functools.lru_cache(maxsize=8)
