@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mri2tau.data.volumes import volume_geometry
+from mri2tau.data.geometry import volume_geometry
 from mri2tau.models import registry
 from mri2tau.synthesize import LoadedModel, ModelScaling, SynthSettings, peak_rss_mb, synthesize_suvr
 from mri2tau.templates import load_template_mask, load_template_t1

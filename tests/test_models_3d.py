@@ -12,25 +12,24 @@ import pytest
 import torch
 
 from mri2tau.config import resolve_config
+from mri2tau.data.geometry import brain_box_geometry, crop_pad, volume_geometry
 from mri2tau.data.slices import pet_to_unit, scale_t1
 from mri2tau.data.volumes import (
     AugmentConfig,
     VolumeDataset,
     augment_pair,
     augmentation,
-    brain_box_geometry,
     build_volumes,
-    crop_pad,
     open_volumes,
-    volume_geometry,
 )
 from mri2tau.losses.ssim3d import build_synthesis_loss
 from mri2tau.models import registry
 from mri2tau.models.monai3d import parameters_on_meta
 from mri2tau.templates import load_template_mask, load_template_t1, template_grid
 from mri2tau.train.checkpoint import load_generator
+from mri2tau.train.hparams import model_hparams_3d
 from mri2tau.train.loop import RunSettings, fit
-from mri2tau.train.steps3d import model_hparams_3d, train_from_volumes
+from mri2tau.train.steps3d import train_from_volumes
 
 torch.set_num_threads(1)
 
@@ -145,7 +144,7 @@ def test_3d_hparams_carry_perceptual_and_volume_box_and_2d_ones_do_not():
 
 
 def test_2d_hparams_ignore_the_perceptual_section():
-    from mri2tau.train.runner import model_hparams
+    from mri2tau.train.hparams import model_hparams
 
     configs = [_config(kind=kind) for kind in ("cyclic25d", "static25d")]
     for config in configs:

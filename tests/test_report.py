@@ -79,14 +79,14 @@ def build_workdir(patterns: dict, splits: str, harmonization: str, slices_dir: s
     if Path(splits).is_file():
         return
     import torch
+    from test_synthesize import write_sessions
     from torch import nn
 
+    from mri2tau.data.geometry import volume_geometry
     from mri2tau.data.slices import build_slices
-    from mri2tau.data.volumes import volume_geometry
     from mri2tau.io.session_index import write_session_index
     from mri2tau.models import registry
     from mri2tau.train.checkpoint import save_generator
-    from test_synthesize import write_sessions
 
     write_sessions(patterns, SESSIONS, Path(splits), Path(harmonization))
     for index, (split, index_patterns) in indexes.items():  # the session indexes (rule session_index)

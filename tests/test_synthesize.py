@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from mri2tau.cli import main as cli_main
+from mri2tau.data.geometry import brain_box_geometry
 from mri2tau.data.slices import slice_positions
-from mri2tau.data.volumes import brain_box_geometry
 from mri2tau.evaluate.run import evaluate_models
 from mri2tau.models import registry
 from mri2tau.preprocess.harmonize import apply_map

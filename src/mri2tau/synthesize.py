@@ -10,7 +10,7 @@ Spaces, units, scaling
 * 2D models run slice by slice: every axial slice of the padded ``grid`` cube that covers the
   template (or ``slice_range``, indices on the 256 reference grid as in the slice stage), in
   batches, display-oriented as in training. 3D models run on the volume box
-  (:class:`mri2tau.data.volumes.VolumeGeometry`) with MONAI's sliding-window inferer (one window
+  (:class:`mri2tau.data.geometry.VolumeGeometry`) with MONAI's sliding-window inferer (one window
   when the box equals the network's ``image_size``).
 * Outputs (clipped to [-1, 1]) go back to standardized SUVR with the fixed SUVR window
   (:func:`mri2tau.data.slices.pet_from_unit`), 0 outside the brain when ``mask_brain``; then the
@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mri2tau.data.geometry import BACKGROUND, VolumeGeometry, volume_geometry
 from mri2tau.data.slices import (
     REFERENCE_GRID,
     axial_slices,
@@ -57,7 +58,6 @@ from mri2tau.data.slices import (
     slice_positions,
     to_grid,
 )
-from mri2tau.data.volumes import BACKGROUND, VolumeGeometry, volume_geometry
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
 from mri2tau.log import get_logger

@@ -46,14 +46,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from mri2tau.data.geometry import (  # noqa: F401 - re-exported (volumes.json readers, synthesis)
-    BACKGROUND,
-    VolumeGeometry,
-    brain_box_geometry,
-    crop_pad,
-    full_grid_geometry,
-    volume_geometry,
-)
+from mri2tau.data.geometry import BACKGROUND, VolumeGeometry, volume_geometry
 from mri2tau.data.slices import (
     SliceConfig,
     check_disjoint_splits,

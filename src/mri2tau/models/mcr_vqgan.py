@@ -153,9 +153,7 @@ def build_vqgan_family(hparams: dict[str, Any]) -> dict[str, nn.Module]:
     return {"generator": generator, "discriminator": discriminator}
 
 
-#: Table I rows (name -> (architecture flags, description)); defaults in mri2tau.models.defaults.
-ABLATIONS = VQGAN_ABLATIONS
-
-for _name, (_flags, _description) in ABLATIONS.items():
+# Table I rows (name -> (architecture flags, description)); defaults in mri2tau.models.defaults.
+for _name, (_flags, _description) in VQGAN_ABLATIONS.items():
     register(ModelSpec(name=_name, dims=2, family="vqgan", build=build_vqgan_family, defaults=PRESETS[_name],
                        description=_description))

@@ -1,8 +1,7 @@
-"""What the ``train`` rule runs: resolve a 2D model's hyper-parameters and train it on slices.
+"""What the ``train`` rule runs: train a 2D model on slices.
 
-Hyper-parameters = the registry defaults of the config's preset, updated by ``train.epochs``
-(when set: every enabled 2D model) and then ``train.overrides.<model>``; ``image_size`` always
-equals ``slices.grid`` (the data decides it).
+Its hyper-parameters are resolved (torch-free) by :func:`mri2tau.train.hparams.model_hparams`
+and reach the rule as params.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 from mri2tau.data.datasets import SliceDataset, open_slices, subject_holdout
 from mri2tau.errors import PipelineInputError
 from mri2tau.log import get_logger
-from mri2tau.train.hparams import enabled_2d_models, model_hparams  # noqa: F401 - re-exported
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")

@@ -4,8 +4,8 @@ The families' steps are in :mod:`mri2tau.train.steps` (``supervised``: the 3D sy
 objective is the loss; ``pix2pix``/``cyclegan``: it is added with weight ``lambda_synthesis``).
 This module supplies what differs for 3D models:
 
-* :func:`enabled_3d_models`, :func:`model_hparams_3d` (torch-free, in :mod:`mri2tau.train.hparams`,
-  re-exported here): which 3D models the config trains and their resolved hyper-parameters.
+* Which 3D models the config trains and their resolved hyper-parameters: torch-free, in
+  :mod:`mri2tau.train.hparams` (the Snakefile reads them while it parses).
 * :func:`train_from_volumes`: volume datasets (augmented training set, subject-level hold-out)
   and the objective :func:`mri2tau.losses.ssim3d.build_synthesis_loss` into
   :func:`mri2tau.train.loop.fit`.
@@ -21,7 +21,6 @@ from mri2tau.data.volumes import AugmentConfig, VolumeDataset, open_volumes
 from mri2tau.errors import PipelineInputError
 from mri2tau.log import get_logger
 from mri2tau.losses.ssim3d import build_synthesis_loss
-from mri2tau.train.hparams import enabled_3d_models, model_hparams_3d  # noqa: F401 - re-exported
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")
