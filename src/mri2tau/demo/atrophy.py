@@ -80,16 +80,16 @@ class AtrophyRegion:
 # AD vs CN in ADNI: hippocampus -20..-25 %, entorhinal / amygdala ~-20 %, temporal -10 %,
 # parietal -5..-8 %, ventricles +50..+80 % (the AD elevations of anatomy.BRAAK_ELEVATION give these).
 REGIONS: tuple[AtrophyRegion, ...] = (
-    AtrophyRegion("hippocampus", ("Hippocampus",), ("braak2",), 0.30, 0.04, 0.06, 0.3),
-    AtrophyRegion("amygdala", ("Amygdala",), ("braak3",), 0.18, 0.03, 0.07, 0.3),
-    AtrophyRegion("entorhinal", ("entorhinal",), ("braak1",), 0.20, 0.03, 0.08, 0.5),
-    AtrophyRegion("parahippocampal", ("parahippocampal",), ("braak3",), 0.13, 0.02, 0.06, 0.5),
+    AtrophyRegion("hippocampus", ("Hippocampus",), ("braak2",), 0.30, 0.04, 0.06, 0.6),
+    AtrophyRegion("amygdala", ("Amygdala",), ("braak3",), 0.18, 0.03, 0.05, 0.6),
+    AtrophyRegion("entorhinal", ("entorhinal",), ("braak1",), 0.20, 0.03, 0.05, 0.8),
+    AtrophyRegion("parahippocampal", ("parahippocampal",), ("braak3",), 0.13, 0.02, 0.04, 0.8),
     AtrophyRegion("temporal", ("inferiortemporal", "middletemporal", "fusiform"), ("braak4",), 0.11, 0.02,
-                  0.04, 0.6),
+                  0.025, 0.9),
     AtrophyRegion("parietal", ("inferiorparietal", "supramarginal", "superiorparietal", "precuneus"),
-                  ("braak5",), 0.12, 0.02, 0.04, 0.6),
+                  ("braak5",), 0.12, 0.02, 0.025, 0.9),
     AtrophyRegion("ventricles", ("Lateral-Ventricle", "Inf-Lat-Vent"), ("braak1", "braak2", "braak3", "braak4"),
-                  -0.60, -0.25, 0.20, 0.0),
+                  -0.60, -0.25, 0.15, 0.0),
 )
 
 
@@ -142,11 +142,18 @@ def csf_intensity(voxel_mm: float) -> float:
 
 def _lattice_mask(name: str, hemi: str, lattice: Lattice) -> np.ndarray:
     """Fractional region mask at the lattice nodes (the 2 mm mask smoothed to the lattice scale)."""
+    return _lattice_mask_cached(name, hemi, tuple(lattice.origin), lattice.spacing, lattice.shape)
+
+
+@functools.lru_cache(maxsize=32)
+def _lattice_mask_cached(name: str, hemi: str, origin: tuple[float, ...], spacing: float,
+                         shape: tuple[int, int, int]) -> np.ndarray:
+    lattice = Lattice(origin=np.array(origin), spacing=spacing, shape=shape)
     mask = region_mask(name, hemi, CALIBRATION_MM).astype(np.float32)
-    smooth = ndi.gaussian_filter(mask, 0.5 * lattice.spacing / CALIBRATION_MM)
+    smooth = ndi.gaussian_filter(mask, 0.5 * spacing / CALIBRATION_MM)
     _, affine = template_grid(CALIBRATION_MM)
     vox = (lattice.points() - affine[:3, 3].reshape(3, 1, 1, 1)) / CALIBRATION_MM
-    return ndi.map_coordinates(smooth, vox.reshape(3, -1), order=1, mode="constant").reshape(lattice.shape)
+    return ndi.map_coordinates(smooth, vox.reshape(3, -1), order=1, mode="constant").reshape(shape)
 
 
 # ---------------------------------------------------------------- the model
@@ -187,13 +194,23 @@ def jacobian_determinant(u: np.ndarray, spacing: float) -> np.ndarray:
     return np.linalg.det(np.moveaxis(grad, (0, 1), (-2, -1)))
 
 
+@functools.lru_cache(maxsize=4)
+def _regions_box(voxel_mm: float) -> tuple[slice, ...]:
+    """Bounding box (template grid, 2 voxels margin) of every atrophy region."""
+    union = np.any([region_mask(r.name, h, voxel_mm) for r in REGIONS for h in HEMISPHERES], axis=0)
+    lo, hi = np.argwhere(union).min(0) - 2, np.argwhere(union).max(0) + 3
+    return tuple(slice(max(int(a), 0), min(int(b), n)) for a, b, n in zip(lo, hi, union.shape))
+
+
 def regional_jacobian(lattice: Lattice, u: np.ndarray, table: pd.DataFrame, voxel_mm: float) -> np.ndarray:
     """Mean det(I + grad u) over each (region, hemi) row's template voxels (``voxel_mm`` grid) =
     native volume / template volume of the region under the displacement ``u`` (lattice field)."""
     shape, affine = template_grid(voxel_mm)
-    field = lattice.sample(u, grid_points(shape, affine))
-    det = jacobian_determinant(field, voxel_mm)
-    return np.array([det[region_mask(r.region, r.hemi, voxel_mm)].mean() for r in table.itertuples()])
+    box = _regions_box(voxel_mm)
+    corner = affine.copy()
+    corner[:3, 3] = affine[:3, :3] @ [b.start for b in box] + affine[:3, 3]
+    det = jacobian_determinant(lattice.sample(u, grid_points(tuple(b.stop - b.start for b in box), corner)), voxel_mm)
+    return np.array([det[region_mask(r.region, r.hemi, voxel_mm)[box]].mean() for r in table.itertuples()])
 
 
 def atrophy_displacement(table: pd.DataFrame, lattice: Lattice, passes: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -238,29 +255,35 @@ def volume_table(atrophy: SubjectAtrophy, total_u: np.ndarray, voxel_mm: float) 
 
 
 # ---------------------------------------------------------------- the cohort's MRI-tau link
-def cohort_link(truth_dir: str | Path) -> pd.DataFrame:
-    """Per subject of a generated cohort (``truth/``): diagnosis, age, native hippocampal volume
-    (mL, both hemispheres: template volume x (1 + volume_change_total)), ventricle volume (mL)
-    and the Braak I-II (entorhinal + hippocampus) mean of the true SUVR before (``braak12_suvr``)
-    and after the vendor effect (``braak12_suvr_vendor``: what a perfect pipeline measures)."""
-    truth = Path(truth_dir)
-    voxel_mm = float(json.loads((truth / "generator.json").read_text())["voxel_mm"])
-    cohort = pd.read_csv(truth / "cohort.tsv", sep="\t", dtype={"sub": str})
+def link_row(table: pd.DataFrame, suvr: np.ndarray, suvr_vendor: np.ndarray, voxel_mm: float) -> dict[str, float]:
+    """One subject's native hippocampal and ventricle volumes (mL, both hemispheres: template
+    volume x (1 + volume_change_total) of its :func:`volume_table`) and Braak I-II (entorhinal
+    + hippocampus) mean of its true SUVR (``braak12_suvr``) and of the vendor-blurred SUVR
+    (``braak12_suvr_vendor``: what a perfect pipeline measures), all on the ``voxel_mm`` grid."""
     rois = roi_masks(voxel_mm)
     braak12 = rois["braak1"] | rois["braak2"]
     ml = voxel_mm**3 / 1000.0
+    out = {}
+    for region in ("hippocampus", "ventricles"):
+        part = table[table["region"] == region]
+        out[f"{region}_ml"] = float(sum(region_mask(region, r.hemi, voxel_mm).sum() * ml * (1 + r.volume_change_total)
+                                        for r in part.itertuples()))
+    out["braak12_suvr"] = float(suvr[braak12].mean())
+    out["braak12_suvr_vendor"] = float(suvr_vendor[braak12].mean())
+    return out
+
+
+def cohort_link(truth_dir: str | Path) -> pd.DataFrame:
+    """:func:`link_row` for every subject of a generated cohort (its ``truth/`` folder), with
+    ``sub``, ``dx_bl`` and ``dx_group``."""
+    truth = Path(truth_dir)
+    voxel_mm = float(json.loads((truth / "generator.json").read_text())["voxel_mm"])
+    cohort = pd.read_csv(truth / "cohort.tsv", sep="\t", dtype={"sub": str})
     rows = []
     for row in cohort.itertuples():
         folder = truth / f"sub-{row.sub}"
-        table = pd.read_csv(folder / "atrophy.tsv", sep="\t")
-        volumes = {}
-        for region in ("hippocampus", "ventricles"):
-            part = table[table["region"] == region]
-            volumes[region] = sum(region_mask(region, r.hemi, voxel_mm).sum() * ml * (1 + r.volume_change_total)
-                                  for r in part.itertuples())
-        suvr = {name: float(np.asarray(nib.load(folder / f"{name}.nii.gz").dataobj)[braak12].mean())
-                for name in ("suvr_template", "suvr_template_blurred")}
-        rows.append({"sub": row.sub, "dx_bl": row.dx_bl, "dx_group": row.dx_group,
-                     "hippocampus_ml": volumes["hippocampus"], "ventricles_ml": volumes["ventricles"],
-                     "braak12_suvr": suvr["suvr_template"], "braak12_suvr_vendor": suvr["suvr_template_blurred"]})
+        suvr = [np.asarray(nib.load(folder / f"{name}.nii.gz").dataobj)
+                for name in ("suvr_template", "suvr_template_blurred")]
+        link = link_row(pd.read_csv(folder / "atrophy.tsv", sep="\t"), *suvr, voxel_mm)
+        rows.append({"sub": row.sub, "dx_bl": row.dx_bl, "dx_group": row.dx_group, **link})
     return pd.DataFrame(rows)
