@@ -5,7 +5,10 @@ images here are what a registration would give that removed its head pose and ra
 variation but none of its disease atrophy (:mod:`mri2tau.demo.atrophy`): on the template grid,
 
 * T1: the template T1 through the atrophy deformation alone, with the atrophy's CSF partial
-  volume and Rician noise (2.5 % of the 99th percentile), no bias field (N4 removes it);
+  volume and Rician noise of a ``acquired_mm`` (default 2 mm, the demo's) acquisition averaged
+  over template voxels (2.5 % of the 99th percentile x (acquired_mm / voxel_mm) ** 1.5: 0.9 %
+  at 4 mm; the MRI stage's template-space T1s measure ~0.5 % above the template's own texture),
+  no bias field (N4 removes it);
 * SUVR: the subject's vendor-blurred true SUVR (``suvr_template_blurred`` of the full
   generator: reference mean 1.0) through the same deformation, i.e. what a perfect PET pipeline
   measures for that anatomy (no PET noise or motion);
@@ -48,7 +51,8 @@ class TemplateSubject:
     atrophy: pd.DataFrame
 
 
-def template_space_subject(seed: int, index: int, n_subjects: int, voxel_mm: float) -> TemplateSubject:
+def template_space_subject(seed: int, index: int, n_subjects: int, voxel_mm: float,
+                           acquired_mm: float = 2.0) -> TemplateSubject:
     """Subject ``index`` of the ``seed`` cohort on the template grid at ``voxel_mm`` (see module doc)."""
     plan = plan_subject(seed, index, n_subjects)
     suvr, params = anatomy.subject_suvr(subject_rng(seed, index, STREAM_SUVR), plan.dx_bl, voxel_mm)
@@ -62,7 +66,8 @@ def template_space_subject(seed: int, index: int, n_subjects: int, voxel_mm: flo
     signal, tpl_world = t1_signal(deformation, shape, affine, voxel_mm, atrophy.pv_fraction(voxel_mm),
                                   csf_intensity(voxel_mm))
     p99 = float(np.percentile(np.asarray(load_template_t1(voxel_mm).dataobj), 99))
-    t1 = add_rician_noise(signal, NOISE_FRACTION * p99, subject_rng(seed, index, STREAM_T1))
+    sigma = NOISE_FRACTION * p99 * min(acquired_mm / voxel_mm, 1.0) ** 1.5
+    t1 = add_rician_noise(signal, sigma, subject_rng(seed, index, STREAM_T1))
     suvr_subject = sample_template(blurred, affine, tpl_world)
     return TemplateSubject(plan=plan, t1=t1, suvr=suvr_subject, atrophy=atrophy.table)
 

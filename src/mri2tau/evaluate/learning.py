@@ -16,7 +16,6 @@ meta-temporal) and the classifier's accuracy and AUC on that model's synthetic t
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,25 +134,29 @@ class LearningRun:
                                      self.hparams(model), settings)
         return train_from_volumes(model, self.root / "volumes", self.model_dir(model), self.hparams(model), settings)
 
-    def synthesize(self, model: str) -> pd.DataFrame:
-        """Rule ``synthesize`` for ``model`` (template space only); returns the timing table."""
+    def synthesize(self, model: str, splits: Path | None = None) -> pd.DataFrame:
+        """Rule ``synthesize`` for ``model`` (template space only) on the test rows of ``splits``
+        (default: this run's split); returns the timing table."""
         from mri2tau.synthesize import synthesize_model
 
         cfg = self.config
         return synthesize_model(
-            model_file=self.model_dir(model) / "model.pt", splits=self.splits, t1_pattern=self.patterns["t1"],
+            model_file=self.model_dir(model) / "model.pt", splits=splits or self.splits, t1_pattern=self.patterns["t1"],
             mask_pattern=self.patterns["mask"], t1w_pattern=None, affine_pattern=None, invwarp_pattern=None,
             harmonization=self.harmonization, out_dir=self.synth_dir(model), resolution_mm=self.resolution_mm,
             settings=cfg["synthesize"], slices_config=cfg["slices"],
             volumes_config={k: v for k, v in cfg["volumes"].items() if k != "augment"},
             on_unknown_manufacturer=cfg["harmonization"]["on_unknown_manufacturer"], threads=self.threads)
 
-    def evaluate(self, models: Sequence[str]) -> dict[str, pd.DataFrame]:
-        """Rule ``evaluate`` over ``models`` (volume metrics for every model)."""
+    def evaluate(self, models: Sequence[str], splits: Path | None = None,
+                 real_pattern: str | None = None) -> dict[str, pd.DataFrame]:
+        """Rule ``evaluate`` over ``models`` (volume metrics for every model) on the test rows of
+        ``splits`` against ``real_pattern`` (defaults: this run's split and SUVR)."""
         from mri2tau.evaluate.run import evaluate_models
 
         settings = {**self.config["evaluate"], "volume_metrics": "all"}
-        return evaluate_models(splits=self.splits, real_pattern=self.patterns["suvr"], mask_pattern=self.patterns["mask"],
+        return evaluate_models(splits=splits or self.splits, real_pattern=real_pattern or self.patterns["suvr"],
+                               mask_pattern=self.patterns["mask"],
                                synth_dirs={m: self.synth_dir(m) for m in models}, out_dir=self.root / "eval",
                                resolution_mm=self.resolution_mm, slices_config=self.config["slices"], settings=settings)
 
@@ -172,11 +175,6 @@ class LearningRun:
                           settings=cfg["classifier"],
                           on_unknown_manufacturer=cfg["harmonization"]["on_unknown_manufacturer"],
                           threads=self.threads)
-
-
-def with_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` deep-merged with ``overrides``."""
-    return deep_merge(copy.deepcopy(dict(config)), dict(overrides))
 
 
 # ---------------------------------------------------------------- summary
