@@ -92,8 +92,10 @@ class SynthesisLoss3D(nn.Module):
             self.perceptual.set_epoch(epoch)
 
     def terms(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """``{"mse", "ssim" (= 1 − SSIM), "perceptual", "total"}``, scalar tensors."""
-        out = {"mse": F.mse_loss(pred, target), "ssim": self.ssim(pred, target)}
+        """``{"mse", "ssim" (= 1 − SSIM), "perceptual", "total"}``, scalar tensors (a term whose
+        weight is 0 is not computed and reads 0)."""
+        out = {"mse": F.mse_loss(pred, target),
+               "ssim": self.ssim(pred, target) if self.beta != 0.0 else pred.new_zeros(())}
         use_perceptual = self.perceptual is not None and self.gamma != 0.0
         out["perceptual"] = self.perceptual(pred, target) if use_perceptual else pred.new_zeros(())
         out["total"] = self.alpha * out["mse"] + self.beta * out["ssim"] + self.gamma * out["perceptual"]
