@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mri2tau.demo.atrophy import subject_link
 from mri2tau.demo.template_space import PATTERNS, write_template_cohort
 from mri2tau.evaluate.learning import LearningRun, learning_config, summary
 from mri2tau.models.defaults import BASELINES, model_dims
@@ -67,6 +68,19 @@ def cohort(work: Path, subjects: int, seed: int, voxel_mm: float) -> tuple[pd.Da
         pairs.to_csv(pairs_tsv, sep="\t", index=False)
     pairs = pd.read_csv(pairs_tsv, sep="\t", dtype={"sub": str, "ses": str, "ptid": str})
     return pairs, {k: str(folder / v) for k, v in PATTERNS.items()}
+
+
+def print_link(work: Path, subjects: int, seed: int, voxel_mm: float) -> None:
+    """Hippocampal / ventricle volume vs Braak I-II SUVR of the cohort's subjects (the full
+    generator's truth: atrophy + random warp; :func:`mri2tau.demo.atrophy.subject_link`)."""
+    path = work / f"link-n{subjects}-s{seed}-{voxel_mm:g}mm.tsv"
+    if not path.is_file():
+        pd.DataFrame([subject_link(seed, i, subjects, voxel_mm) for i in range(subjects)]).to_csv(
+            path, sep="\t", index=False)
+    link = pd.read_csv(path, sep="\t")
+    r = {f"{v} vs {s}": np.corrcoef(link[v], link[s])[0, 1] for v in ("hippocampus_ml", "ventricles_ml")
+         for s in ("braak12_suvr", "braak12_suvr_vendor")}
+    print("MRI-tau link (Pearson r, n = %d): " % len(link) + ", ".join(f"{k} {v:+.3f}" for k, v in r.items()))
 
 
 def targets(table: pd.DataFrame, classifier: bool) -> list[str]:
@@ -112,6 +126,9 @@ def main() -> None:
     start = _cpu()
     pairs, patterns = cohort(work, args.subjects, args.seed, args.voxel_mm)
     cpu["cohort (generator, cached)"] = _cpu() - start
+    start = _cpu()
+    print_link(work, args.subjects, args.seed, args.voxel_mm)
+    cpu["MRI-tau link of the cohort (cached)"] = _cpu() - start
 
     overrides = {m: {"epochs": e} for m, e in _parse_pairs(args.epochs).items()}
     for model, extra in _parse_pairs(args.set, cast=None).items():

@@ -18,10 +18,9 @@ from mri2tau.demo.atrophy import (
     STREAM_ATROPHY,
     cohort_link,
     jacobian_determinant,
-    link_row,
     region_mask,
     subject_atrophy,
-    volume_table,
+    subject_link,
 )
 from mri2tau.demo.clinical import DX_CYCLE, STREAM_GEOMETRY, STREAM_SUVR, plan_subject, subject_rng
 from mri2tau.demo.deform import grid_points, random_deformation, template_lattice
@@ -75,16 +74,7 @@ def test_mapping_round_trips_exactly_for_a_strongly_atrophying_subject():
 
 def test_hippocampal_volume_falls_with_braak12_tau_across_a_cohort():
     """18 subjects (three diagnosis cycles) of the seed-0 cohort, without rendering images."""
-    rows = []
-    for index in range(3 * len(DX_CYCLE)):
-        plan = plan_subject(0, index, 100)
-        suvr, params = anatomy.subject_suvr(subject_rng(0, index, STREAM_SUVR), plan.dx_bl, VOXEL_MM)
-        vendor, _ = anatomy.vendor_suvr(suvr, anatomy.VENDORS[plan.manufacturer], VOXEL_MM)
-        atrophy = subject_atrophy(subject_rng(0, index, STREAM_ATROPHY), params["braak_elevation"], plan.age,
-                                  template_lattice())
-        deformation, _ = random_deformation(subject_rng(0, index, STREAM_GEOMETRY), before=atrophy.u)
-        rows.append(link_row(volume_table(atrophy, deformation.u, VOXEL_MM), suvr, vendor, VOXEL_MM))
-    link = pd.DataFrame(rows)
+    link = pd.DataFrame([subject_link(0, index, 100, VOXEL_MM) for index in range(3 * len(DX_CYCLE))])
     assert np.corrcoef(link["hippocampus_ml"], link["braak12_suvr"])[0, 1] < -0.4
     assert np.corrcoef(link["ventricles_ml"], link["braak12_suvr"])[0, 1] > 0.4
 

@@ -101,7 +101,7 @@ def test_layout_csv_and_cohort_table(cohort, table):
         for name in ["t1_vox2world.txt", "t1_native.nii.gz", "native_to_template_coords.nii.gz",
                      "template_to_native_coords.nii.gz", "suvr_template.nii.gz",
                      "suvr_template_blurred.nii.gz", "manufacturer_effect.json", "pet_vox2world.txt",
-                     "pet_to_t1.txt", "motion.tsv", "pet.json"]:
+                     "pet_to_t1.txt", "motion.tsv", "pet.json", "atrophy.tsv"]:
             assert (cohort / "truth" / f"sub-{sub}" / name).is_file(), (sub, name)
     assert not list(cohort.glob(".demo-cohort-*")), "temporary folder left behind"
 

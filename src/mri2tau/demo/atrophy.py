@@ -38,6 +38,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -271,6 +272,23 @@ def link_row(table: pd.DataFrame, suvr: np.ndarray, suvr_vendor: np.ndarray, vox
     out["braak12_suvr"] = float(suvr[braak12].mean())
     out["braak12_suvr_vendor"] = float(suvr_vendor[braak12].mean())
     return out
+
+
+def subject_link(seed: int, index: int, n_subjects: int, voxel_mm: float) -> dict[str, Any]:
+    """:func:`link_row` of subject ``index`` of a ``seed`` cohort computed without rendering any
+    image (the same SUVR, atrophy and deformation the generator draws), with its diagnosis."""
+    from mri2tau.demo import anatomy
+    from mri2tau.demo.clinical import STREAM_GEOMETRY, STREAM_SUVR, plan_subject, subject_rng
+    from mri2tau.demo.deform import random_deformation, template_lattice
+
+    plan = plan_subject(seed, index, n_subjects)
+    suvr, params = anatomy.subject_suvr(subject_rng(seed, index, STREAM_SUVR), plan.dx_bl, voxel_mm)
+    vendor, _ = anatomy.vendor_suvr(suvr, anatomy.VENDORS[plan.manufacturer], voxel_mm)
+    atrophy = subject_atrophy(subject_rng(seed, index, STREAM_ATROPHY), params["braak_elevation"], plan.age,
+                              template_lattice())
+    deformation, _ = random_deformation(subject_rng(seed, index, STREAM_GEOMETRY), before=atrophy.u)
+    link = link_row(volume_table(atrophy, deformation.u, voxel_mm), suvr, vendor, voxel_mm)
+    return {"sub": plan.sub, "dx_bl": plan.dx_bl, "dx_group": plan.dx_group, **link}
 
 
 def cohort_link(truth_dir: str | Path) -> pd.DataFrame:
