@@ -250,6 +250,7 @@ STAGES: dict[str, Callable[[Case, Steps], dict[str, float]]] = {"mri": bench_mri
 
 
 # ---------------------------------------------------------------- runner
+COHORT_STEPS = {"pet_reference"}  # rules without a subject wildcard: one job per workflow run
 class _StepRecords(logging.Handler):
     """Collects the package's :func:`mri2tau.log.timed_step` records into ``steps``."""
 
@@ -291,20 +292,28 @@ def run_stage(stage: str, case: Case) -> tuple[tuple[float, float], float, Steps
 
 
 def report_stages(case: Case, stages: list[str]) -> None:
-    """Run the stages, print per-step wall / CPU, peak RSS and figures, then the pipeline total."""
-    threads = case.config()["registration"]["threads"], case.config()["pet"]["threads"]
-    print(f"   ITK threads: registration {threads[0]}, pet {threads[1]}; load average before "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-    pipeline = [0.0, 0.0]
+    """Run the stages; print per-step wall / CPU, peak RSS and figures, then the per-subject total.
+
+    Steps in ``COHORT_STEPS`` run once per cohort in the workflow (no subject wildcard): they are
+    printed but left out of the per-subject total.
+    """
+    config = case.config()
+    print(f"   ITK threads: registration {config['registration']['threads']}, pet {config['pet']['threads']}; "
+          f"load average before {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    subject, cohort = [0.0, 0.0], [0.0, 0.0]
     for stage in stages:
         (wall, cpu), rss_mb, steps, figures = run_stage(stage, case)
         print(f"  {stage:<10} process wall {wall:7.1f} s  CPU {cpu:7.1f} s  peak RSS {rss_mb:7.0f} MB")
         for step, (step_wall, step_cpu) in steps.items():
-            print(f"    {step:<24} wall {step_wall:7.1f} s  CPU {step_cpu:7.1f} s")
+            once = step in COHORT_STEPS
+            note = "  (once per cohort)" if once else ""
+            print(f"    {step:<24} wall {step_wall:7.1f} s  CPU {step_cpu:7.1f} s{note}")
             if not step.startswith(" "):  # pipeline steps (sub-steps are indented)
-                pipeline = [pipeline[0] + step_wall, pipeline[1] + step_cpu]
+                total = cohort if once else subject
+                total[:] = [total[0] + step_wall, total[1] + step_cpu]
         print("    " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()), flush=True)
-    print(f"  pipeline steps together: wall {pipeline[0]:.1f} s ({pipeline[0] / 60:.2f} min), CPU {pipeline[1]:.1f} s; "
+    print(f"  per-subject pipeline steps: wall {subject[0]:.1f} s ({subject[0] / 60:.2f} min), CPU {subject[1]:.1f} s; "
+          f"+ once per cohort: wall {cohort[0]:.1f} s, CPU {cohort[1]:.1f} s; "
           f"load average after {os.getloadavg()[0]:.2f}", flush=True)
 
 

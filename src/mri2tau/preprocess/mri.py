@@ -11,6 +11,10 @@ Spaces and units
 * transforms: see :mod:`mri2tau.preprocess.registration` (``forward_transforms`` /
   ``inverse_transforms`` say how to apply them).
 
+The affine is estimated on the head only (the T1 cut ``registration.fov_below_top_mm`` below
+the top of the head, :func:`~mri2tau.preprocess.registration.head_top_crop`), so a neck in the
+field of view cannot lure it; every transform holds for the whole native T1.
+
 The registration is checked: Pearson r between the registered T1 and the template inside
 the template brain mask, after the affine and after SyN, must reach
 ``registration.min_similarity``; otherwise the subject fails with :class:`PipelineInputError`.

@@ -50,13 +50,13 @@ class RegistrationSettings:
     ``n4_shrink_factor``: N4 fits the bias field on the native T1 shrunk by this factor (voxels;
     real T1s are ~1 mm whatever the template grid).
 
-    Affine (antspyx, ``affine_metric``: ``GC`` global correlation, bit-identical run to run at
-    any thread count, or ``mattes`` MI, which is not with more than one thread): ``affine_iterations`` per level with ``affine_level_mm`` (the
-    voxel size of each level, mm) and ``affine_smoothing_mm`` (Gaussian sigma, mm), coarse to
-    fine: physical units, so the schedule is the same at every template grid. The pair is
-    estimated on the template resampled to the finest level (never finer than the template
-    grid), and only the head's top ``fov_below_top_mm`` (FSL robustfov's 170 mm) of the T1 is
-    used, so a neck or a large field of view cannot pull the start (0 = the whole field of view).
+    Affine (antspyx; ``affine_metric``: ``GC`` global correlation, bit-identical run to run at any
+    thread count, or ``mattes`` MI, which is not with more than one thread): ``affine_iterations``
+    per level with ``affine_level_mm`` (the voxel size of each level, mm) and
+    ``affine_smoothing_mm`` (Gaussian sigma, mm), coarse to fine: physical units, so the schedule
+    is the same at every template grid. It is estimated on the pair resampled to the finest level
+    (never finer than the template grid), using only the top ``fov_below_top_mm`` of the head (FSL
+    robustfov's 170 mm), so a neck or a large field of view cannot pull it (0 = the whole T1).
     ``syn_iterations``: SyN iterations per level (antspyx's own schedule: shrink 2^k, sigma k
     voxels) on the template grid, or on the template resampled to ``syn_finest_mm`` where that
     is coarser (0: the template grid);
