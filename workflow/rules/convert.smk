@@ -1,22 +1,10 @@
 # Stage: convert. ADNI DICOM tree + clinical CSV -> selected MRI-PET pairs -> raw BIDS.
-from mri2tau.convert.select import session_dicom_dirs, session_row
+from mri2tau.convert.select import session_dicom_dirs, session_series
 from mri2tau.io.adni import clinical_csv_path
 
 PARTICIPANTS_JSON = f"{BIDS}/participants.json"
 BIDS_README = f"{BIDS}/README"
 BIDS_CHANGES = f"{BIDS}/CHANGES"
-
-
-def _selected_series(sub, ses):
-    """convert_session's keyword arguments from the session's pairs.tsv row."""
-    row = session_row(checkpoints.select_series.get().output.pairs, sub, ses)
-    return {
-        "t1_uid": row["t1_series_uid"],
-        "pet_uid": row["pet_series_uid"],
-        "pet_input": row["pet_input"],
-        "pet_step": int(row["pet_step"]),
-        "expected_frames": int(row["pet_frames"]),
-    }
 
 
 checkpoint select_series:
@@ -69,7 +57,9 @@ rule convert_session:
         runtime=20,
     params:
         # the selected series (pairs.tsv): SeriesInstanceUIDs, PET input (raw / ADNI step), frames
-        series=lambda w: _selected_series(w.sub, w.ses),
+        series=lambda w: session_series(
+            checkpoints.select_series.get().output.pairs, w.sub, w.ses
+        ),
     script:
         "../scripts/convert_session.py"
 

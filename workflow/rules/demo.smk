@@ -25,8 +25,8 @@ if config["data"]["source"] == "demo":
                 "seed": config["demo"]["seed"],
                 "voxel_mm": config["demo"]["voxel_mm"],
                 "all_manufacturers": config["demo"].get("all_manufacturers", False),
-                "processed_pet_steps": config["demo"].get("processed_pet_steps", [2, 4]),
-                "second_visits": config["demo"].get("second_visits", 0),
+                "processed_pet_steps": config["demo"]["processed_pet_steps"],
+                "second_visits": config["demo"]["second_visits"],
             },
         script:
             "../scripts/demo_cohort.py"

@@ -256,6 +256,14 @@ def session_dicom_dirs(pairs_tsv: str | Path, sub: str, ses: str) -> dict[str, s
     return {"t1_dir": row["t1_dir"], "pet_dir": row["pet_dir"]}
 
 
+def session_series(pairs_tsv: str | Path, sub: str, ses: str) -> dict:
+    """:func:`mri2tau.convert.session.convert_session`'s series arguments for ``sub``/``ses`` (Snakemake
+    params function): SeriesInstanceUIDs, PET input (raw or ADNI step) and the PET frames expected."""
+    row = session_row(pairs_tsv, sub, ses)
+    return {"t1_uid": row["t1_series_uid"], "pet_uid": row["pet_series_uid"], "pet_input": row["pet_input"],
+            "pet_step": int(row["pet_step"]), "expected_frames": int(row["pet_frames"])}
+
+
 @functools.lru_cache(maxsize=4)
 def _pair_rows(pairs_tsv: str, mtime_ns: int, size: int) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     """(sub, ses) -> the row's (column, value) pairs, of one version of the pairs table."""

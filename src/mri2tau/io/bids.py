@@ -214,12 +214,16 @@ PARTICIPANTS_COLUMNS = {
     "dx_group": {"Description": "diagnostic group for analyses",
                  "Levels": {"CN": "CN", "MCI": "SMC, EMCI, LMCI or MCI", "AD": "AD or Dementia"}},
     "manufacturer": {"Description": "tau PET scanner manufacturer (DICOM Manufacturer, normalised)"},
-    "session_id": {"Description": "the converted visit (ADNIMERGE VISCODE nearest the PET date)"},
+    "session_id": {"Description": "the subject's first converted visit (ADNIMERGE visit code nearest the PET "
+                                  "date); with data.sessions: all, results/convert/pairs.tsv lists every visit"},
 }
 
 
 def participants_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """participants.tsv rows from the pairs table (one row per subject)."""
+    """participants.tsv rows from the pairs table: one row per subject, from its first session
+    (earliest ``pet_date``; the age is the age at that scan)."""
+    order = ["sub", "pet_date", "ses"] if "pet_date" in pairs.columns else ["sub", "ses"]
+    pairs = pairs.sort_values(order).drop_duplicates("sub")
     table = pd.DataFrame({
         "participant_id": "sub-" + pairs["sub"].astype(str),
         "age": pairs["age"],
@@ -245,8 +249,9 @@ README_TEXT = """\
 # {name}
 
 Raw BIDS dataset written by mri2tau: T1-weighted MRI (anat) and 18F-AV-1451 (flortaucipir) tau
-PET (pet, 6 x 5 min frames) per subject, one MRI-PET pair per subject within {max_days} days,
-converted from DICOM with dcm2niix. Selection and exclusions: results/convert/pairs.tsv and
+PET (pet: the raw 6 x 5 min frames, or ADNI's averaged frames where the sidecar's PETInput says so)
+per session, each tau PET visit paired with a T1 within {max_days} days, converted from DICOM with
+dcm2niix. Selection and exclusions: results/convert/pairs.tsv and
 excluded.tsv. Sidecars are de-identified: names, IDs, birth dates, institutions and dates are
 removed; PET times are seconds relative to TimeZero (the injection).
 """
