@@ -24,6 +24,7 @@ from mri2tau.demo.dicom_series import write_pet_series, write_t1_series
 from mri2tau.demo.pet import frame_timing
 from mri2tau.demo.processed_pet import STEP_DESCRIPTIONS, write_processed_pet
 from mri2tau.io.adni import description_folder
+from mri2tau.io.bids import pet_input_label, sidecar_frames
 from test_convert_demo import session_paths
 
 SEED = 7
@@ -212,6 +213,8 @@ def test_mixed_folder_converts_only_its_series_and_averaged_pet_is_one_frame(tre
             assert nib.load(paths["pet"]).ndim == 3
             assert (meta["PETInput"], meta["ADNIProcessingStep"], meta["FrameDuration"]) == ("averaged", 2, [1800.0])
             assert meta["FrameTimesStart"] == [4500.0]
+            assert pet_input_label(paths["pet_json"]) == "ADNI averaged (step 2)"  # the PET QC title
+            assert sidecar_frames(paths["pet_json"], 6) == 1  # what pet_motion expects
 
 
 def test_series_folder_names_are_the_real_ones(tree):

@@ -128,3 +128,20 @@ def test_excluded_subjects_by_ptid_or_label_are_left_out_with_a_reason(tmp_path)
     excluded = pd.read_csv(tmp_path / "excluded.tsv", sep="\t").set_index("ptid")["reason"]
     assert excluded["002_S_0003"] == "listed in config data.exclude_subjects"  # one row for the subject
     assert list(pd.read_csv(tmp_path / "pairs.tsv", sep="\t", dtype=str)["sub"]) == ["002S0001"]
+
+
+@pytest.mark.parametrize("preset", ["demo", "paper"])
+def test_pet_input_and_sessions_config(preset):
+    """Both presets validate with the new keys; pet_input uniform needs resolution matching off."""
+    from mri2tau.config import deep_merge, validate_config
+
+    config = load_preset(preset) | {"preset": preset}
+    validate_config(config)
+    assert (config["data"]["pet_input"], config["data"]["sessions"]) == ("auto", "first")
+    uniform = deep_merge(config, {"data": {"pet_input": "uniform"}})
+    if config["harmonization"]["resolution_matching"]["enabled"]:
+        with pytest.raises(ValueError, match="resolution_matching"):
+            validate_config(uniform)
+    validate_config(deep_merge(uniform, {"harmonization": {"resolution_matching": {"enabled": False}}}))
+    with pytest.raises(ValueError, match="data.sessions"):
+        validate_config(deep_merge(config, {"data": {"sessions": "some"}}))

@@ -3,7 +3,7 @@
 LONI exports sometimes mix series in one folder (e.g. a T1 folder holding a few stray slices of
 another scanner's series). Such a folder must never be dated or classified by whichever file
 sorts first, and only the real series' files may be converted. Every file's SeriesInstanceUID and
-SeriesDescription are read (pydicom ``specific_tags``, no pixels: ~0.1-0.3 ms a file); the
+SeriesDescription are read (the header up to that tag: ~0.25 ms CPU a file); the
 folder's series is the group whose description matches the folder's description name, else the
 largest group. dcm2niix is then given a temporary folder of links to that group's files only.
 """
@@ -18,13 +18,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
+from pydicom.filereader import read_partial
+from pydicom.tag import BaseTag
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.adni import description_folder
 from mri2tau.io.dicom import STAGE, read_header, series_files
 
-_KEY_TAGS = ["SeriesInstanceUID", "SeriesDescription"]
+_SERIES_UID = 0x0020000E
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,18 @@ class FolderContents:
         return self.groups[1:]
 
 
+def _past_series_uid(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return tag > _SERIES_UID
+
+
 def series_key(path: Path) -> tuple[str, str] | None:
-    """(SeriesInstanceUID, SeriesDescription) of one file; ``None`` if it is not readable DICOM."""
+    """(SeriesInstanceUID, SeriesDescription) of one file; ``None`` if it is not readable DICOM.
+
+    Parses the header only up to SeriesInstanceUID (0020,000E): ~0.25 ms a file.
+    """
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_KEY_TAGS)
+        with open(path, "rb") as fh:
+            ds = read_partial(fh, stop_when=_past_series_uid)
     except Exception:  # noqa: BLE001 - pydicom raises many types for broken files
         return None
     return str(ds.get("SeriesInstanceUID", "") or ""), str(ds.get("SeriesDescription", "") or "").strip()
