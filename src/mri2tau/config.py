@@ -72,6 +72,16 @@ def validate_config(config: dict[str, Any], schema_dir: Path = SCHEMA_DIR) -> No
     for section, path in schema_files(schema_dir).items():
         if section in config:
             check(config[section], path, section)
+    check_combinations(config)
+
+
+def check_combinations(config: dict[str, Any]) -> None:
+    """Settings valid alone but not together: raise ``ValueError`` naming the keys."""
+    matching = config.get("harmonization", {}).get("resolution_matching", {})
+    if config.get("data", {}).get("pet_input") == "uniform" and matching.get("enabled"):
+        raise ValueError("config keys 'data.pet_input' and 'harmonization.resolution_matching.enabled': ADNI's "
+                         "uniform-resolution PET (step 4) is already smoothed to a common resolution; set "
+                         "harmonization.resolution_matching.enabled: false (or data.pet_input: auto)")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

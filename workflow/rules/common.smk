@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from mri2tau.config import resolve_config, schema_files
+from mri2tau.config import check_combinations, resolve_config, schema_files
 from mri2tau.data.split import sessions_in_split
 
 min_version("9.0")
@@ -16,6 +16,7 @@ validate(config, "../schemas/config.schema.yaml")
 for _section, _schema in schema_files(Path(workflow.basedir) / "workflow" / "schemas").items():
     if _section in config:
         validate(config[_section], str(_schema))
+check_combinations(config)
 
 R = config["results_dir"]
 TPL = config["template"]["name"]

@@ -133,6 +133,7 @@ rule pet_qc:
     input:
         suvr=SUVR_TEMPLATE,
         t1=T1_TEMPLATE,
+        sidecar=PET_JSON,
     output:
         png=report(
             PET_QC, category="QC", subcategory="PET", caption="../report/qc_pet.rst"

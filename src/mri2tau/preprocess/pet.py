@@ -34,6 +34,7 @@ from scipy.spatial.transform import Rotation
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
+from mri2tau.io.bids import sidecar_frames
 from mri2tau.io.nifti import read_nifti
 from mri2tau.log import get_logger
 from mri2tau.preprocess.registration import LPS, ants_seed, set_threads
@@ -272,16 +273,15 @@ def correct_motion(
     """Rule ``pet_motion``: motion-correct frames to frame 1, write the weighted frame mean and motion TSV.
 
     ``pet``: 4D PET (Bq/mL). Writes ``pet_mean_out`` (3D, native PET grid, Bq/mL) and
-    ``motion_out`` (TSV, :data:`MOTION_COLUMNS` + ``framewise_displacement_mm``). ``sidecar``: the
-    BIDS JSON (``FrameDuration`` weights the mean). ``threads``: ITK threads (1 = reproducible).
-    """
+    ``motion_out`` (TSV, :data:`MOTION_COLUMNS` + ``framewise_displacement_mm``). ``sidecar``: the BIDS JSON
+    (``FrameDuration`` weights the mean; ``PETInput`` averaged/uniform: 1 frame, no motion correction)."""
     set_threads(threads)
-    frames, affine = load_pet_frames(pet, subject=subject, expected_frames=expected_frames)
-    method = choose_motion_method(method)
-    log.info("%s: motion correction of %d frames with %s", subject, len(frames), method)
+    frames, affine = load_pet_frames(pet, subject=subject, expected_frames=sidecar_frames(sidecar, expected_frames))
+    method = choose_motion_method(method) if len(frames) > 1 else "none (one frame)"
+    log.info("%s: motion correction of %d frame(s): %s", subject, len(frames), method)
     if method == "fsl":
         corrected, motions = motion_correct_fsl(pet, affine)
-    else:
+    else:  # one frame: no registration, motion = identity
         corrected, motions = motion_correct_ants(frames, affine)
     weights = frame_weights(sidecar, len(frames))
     mean = np.tensordot(weights, np.stack(corrected), axes=1).astype(np.float32)

@@ -201,9 +201,12 @@ def compute_suvr(
 
 
 def save_suvr_qc(
-    suvr: str | Path, t1: str | Path, out_png: str | Path, *, subject: str, session: str, threshold: float = 1.0
+    suvr: str | Path, t1: str | Path, out_png: str | Path, *, subject: str, session: str, threshold: float = 1.0,
+    sidecar: str | Path | None = None,
 ) -> None:
-    """Rule ``pet_qc``: SUVR above ``threshold`` in colour over the template-space T1 (three views, PNG)."""
+    """Rule ``pet_qc``: SUVR above ``threshold`` in colour over the template-space T1 (three views, PNG);
+    the title names the PET input (``sidecar``: the BIDS PET JSON)."""
+    from mri2tau.io.bids import pet_input_label
     from mri2tau.preprocess.qc import three_view_png
 
     suvr_data = np.asarray(nib.load(suvr).dataobj, dtype=np.float32)
@@ -212,5 +215,6 @@ def save_suvr_qc(
     three_view_png(
         t1_data, out_png, overlay=np.where(suvr_data > threshold, suvr_data, 0.0),
         overlay_range=(threshold, max(hi, threshold + 0.5)), overlay_label="SUVR",
-        title=f"sub-{subject} ses-{session}: tau SUVR (cerebellar GM = 1) over T1, template space",
+        title=f"sub-{subject} ses-{session}: tau SUVR (cerebellar GM = 1) over T1, template space; "
+              f"from {pet_input_label(sidecar)}",
     )
