@@ -37,7 +37,8 @@ def regional_by_diagnosis(wide_tsv: str | Path, out_png: str | Path) -> None:
             rows = table[table["dx_group"] == group]
             positions = np.arange(len(ROIS)) + (g - (len(groups) - 1) / 2) * width
             data = [rows[f"{roi}_{value}"].dropna().to_numpy() for roi in ROIS]
-            boxes = ax.boxplot(data, positions=positions, widths=width * 0.85, patch_artist=True, showfliers=False)
+            boxes = ax.boxplot(data, positions=positions, widths=width * 0.85, patch_artist=True, showfliers=False,
+                               medianprops={"color": "k"})
             for box in boxes["boxes"]:
                 box.set_facecolor(GROUP_COLORS[group])
                 box.set_alpha(0.5)

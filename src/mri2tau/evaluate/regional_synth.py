@@ -14,7 +14,7 @@ import pandas as pd
 
 from mri2tau.evaluate.run import read_synthetic, test_sessions
 from mri2tau.preprocess.regional import region_atlas, region_descriptions, regional_values
-from mri2tau.preprocess.regional_tables import SPLIT_COLUMNS, write_tables
+from mri2tau.preprocess.regional_tables import SPLIT_COLUMNS, SUVR_DECIMALS, write_tables
 
 
 def synthetic_regional_tables(
@@ -38,7 +38,7 @@ def synthetic_regional_tables(
     pieces = []
     for row in test_sessions(splits).itertuples():
         synth = read_synthetic(synth_dir, row.sub, row.ses, resolution_mm, model)
-        table, _ = regional_values(synth, atlas)
+        table = regional_values(synth, atlas)[0].round({"suvr": SUVR_DECIMALS})
         session = {"participant_id": f"sub-{row.sub}", "session_id": f"ses-{row.ses}",
                    **{c: getattr(row, c) for c in SPLIT_COLUMNS if hasattr(row, c)}, "source": model,
                    "REFERENCE_REGION": reference_region}

@@ -51,6 +51,7 @@ SESSION_COLUMNS = {
     "suvr_pvc": "partial-volume corrected SUVR (GTM), divided by the corrected reference value",
 }
 SPLIT_COLUMNS = ["ptid", "dx", "dx_group", "manufacturer", "split"]
+SUVR_DECIMALS = 5
 
 
 def pet_voxel_mm(pet_image: str | Path) -> float:
@@ -128,6 +129,7 @@ def session_regional(
             "ReferenceCorrectedSUVR": reference_value,
         }
         log.info("%s: GTM with %.2f mm FWHM, corrected reference %.4f", label, psf["FwhmMm"], reference_value)
+    table = table.round({"suvr": SUVR_DECIMALS, "suvr_pvc": SUVR_DECIMALS})
     table.insert(0, "session_id", f"ses-{session}")
     table.insert(0, "participant_id", f"sub-{subject}")
     write_tsv_atomic(out_tsv, table)
@@ -191,7 +193,7 @@ def _session_long(row: pd.Series) -> pd.DataFrame:
     table = pd.read_csv(row["regional_tsv"], sep="\t", keep_default_na=False, na_values=["n/a"])
     meta = json.loads(Path(row["regional_json"]).read_text())
     pvc = meta["PartialVolumeCorrection"]
-    extra = {**{c: row[c] for c in SPLIT_COLUMNS if c in row}, "REFERENCE_REGION": meta["ReferenceRegion"], "REFERENCE_BQML": meta["ReferenceMeanBqml"],
+    extra = {**{c: row[c] for c in SPLIT_COLUMNS if c in row}, "REFERENCE_REGION": meta["ReferenceRegion"], "REFERENCE_BQML": round(meta["ReferenceMeanBqml"], 3),
              "REFERENCE_NVOX": meta["ReferenceVoxels"], "PVC": pvc["Method"] if isinstance(pvc, dict) else pvc}
     if isinstance(pvc, dict):
         extra["PVC_FWHM_MM"] = pvc["FwhmMm"]
