@@ -387,16 +387,14 @@ def truth_brain_mask_native(truth: Path, out: Path) -> Path:
     return save(mask, coords.affine, out / "brain_mask_native.nii.gz")
 
 
-@pytest.fixture(scope="module")
-def demo_session(tmp_path_factory) -> dict:
-    """One demo subject (2 mm): DICOM -> BIDS (convert stage) -> PET stage, with the true T1<->template mapping."""
+def process_demo_cohort(root: Path, out: Path, resolution_mm: float, sessions: int | None = None) -> list[dict]:
+    """Demo pairs of the cohort at ``root``: DICOM -> BIDS (convert stage) -> PET stage (demo preset
+    settings) with the true T1<->template mapping, into ``out/<sub>``. Returns per session the
+    pairs row, the BIDS files, the PET stage's paths and the truth folder."""
     from mri2tau.config import load_preset
     from mri2tau.convert.select import select_series
     from mri2tau.convert.session import convert_session
 
-    generate_cohort = pytest.importorskip("mri2tau.demo.cohort").generate_cohort
-    root, out = tmp_path_factory.mktemp("demo2mm"), tmp_path_factory.mktemp("demo_pet")
-    generate_cohort(root, subjects=2, seed=0, voxel_mm=DEMO_VOXEL_MM)
     preset = load_preset("demo")
     data = preset["data"]
     pairs = select_series(
@@ -404,18 +402,33 @@ def demo_session(tmp_path_factory) -> dict:
         excluded_tsv=out / "excluded.tsv", t1_patterns=data["t1_description_patterns"],
         pet_patterns=data["pet_description_patterns"], exclude_patterns=data["exclude_description_patterns"],
         max_days=data["max_mri_pet_days"])
-    row = pairs.iloc[0]
-    bids = {k: out / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"), ("pet", "pet.nii.gz"),
-                                          ("pet_json", "pet.json")]}
-    convert_session(sub=row["sub"], ses=row["ses"], t1_dir=row["t1_dir"], pet_dir=row["pet_dir"],
-                    expected_frames=data["pet_n_frames"], **bids)
-    truth = root / "truth" / f"sub-{row['sub']}"
-    paths = petmod.process_session(
-        pet=bids["pet"], sidecar=bids["pet_json"], t1_n4=bids["t1w"],
-        brain_mask_native=truth_brain_mask_native(truth, out), t1_to_template=truth_t1_to_template(truth, out),
-        out_dir=out / "pet", subject=row["sub"], session=row["ses"], resolution_mm=DEMO_VOXEL_MM,
-        expected_frames=data["pet_n_frames"], settings=preset["pet"])
-    return {"paths": paths, "truth": truth, "root": root, "out": out, "sub": row["sub"]}
+    done = []
+    for row in pairs.head(sessions).itertuples():
+        folder = out / row.sub
+        folder.mkdir()
+        bids = {k: folder / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"),
+                                                 ("pet", "pet.nii.gz"), ("pet_json", "pet.json")]}
+        convert_session(sub=row.sub, ses=row.ses, t1_dir=row.t1_dir, pet_dir=row.pet_dir,
+                        expected_frames=data["pet_n_frames"], **bids)
+        truth = root / "truth" / f"sub-{row.sub}"
+        paths = petmod.process_session(
+            pet=bids["pet"], sidecar=bids["pet_json"], t1_n4=bids["t1w"],
+            brain_mask_native=truth_brain_mask_native(truth, folder),
+            t1_to_template=truth_t1_to_template(truth, folder), out_dir=folder / "pet", subject=row.sub,
+            session=row.ses, resolution_mm=resolution_mm, expected_frames=data["pet_n_frames"],
+            settings=preset["pet"])
+        done.append({"row": row, "bids": bids, "paths": paths, "truth": truth, "root": root, "out": folder,
+                     "sub": row.sub})
+    return done
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory) -> dict:
+    """One demo subject (2 mm): DICOM -> BIDS (convert stage) -> PET stage, with the true T1<->template mapping."""
+    generate_cohort = pytest.importorskip("mri2tau.demo.cohort").generate_cohort
+    root, out = tmp_path_factory.mktemp("demo2mm"), tmp_path_factory.mktemp("demo_pet")
+    generate_cohort(root, subjects=2, seed=0, voxel_mm=DEMO_VOXEL_MM)
+    return process_demo_cohort(root, out, DEMO_VOXEL_MM, sessions=1)[0]
 
 
 def test_demo_motion_within_half_mm_and_half_degree(demo_session):
