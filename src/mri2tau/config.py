@@ -2,7 +2,7 @@
 
 The user's ``config.yaml`` names a ``preset`` (``demo`` or ``paper``); every key it sets
 overrides the preset's value (deep merge). The merged dict is validated section by section
-against the JSON schemas in ``workflow/schemas/`` so a wrong key or type fails at start-up
+against the JSON schemas shipped in ``mri2tau/schemas/`` so a wrong key or type fails at start-up
 with a message naming the key.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 PRESETS = ("demo", "paper")
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"  # package data: works installed too
 
 
 def load_preset(name: str) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 import csv
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
-from mri2tau.config import check_combinations, resolve_config, schema_files
+from mri2tau.config import resolve_config, validate_config
 from mri2tau.data.split import sessions_in_split
 from mri2tau.io.derivatives import sidecar_path
 
@@ -13,11 +14,10 @@ min_version("9.0")
 _resolved = resolve_config(config)
 config.clear()
 config.update(_resolved)
-validate(config, "../schemas/config.schema.yaml")
-for _section, _schema in schema_files(Path(workflow.basedir) / "workflow" / "schemas").items():
-    if _section in config:
-        validate(config[_section], str(_schema))
-check_combinations(config)
+try:  # the package's one validation (schemas in mri2tau/schemas, then cross-key checks)
+    validate_config(config)
+except ValueError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
 
 R = config["results_dir"]
 TPL = config["template"]["name"]

@@ -45,7 +45,7 @@ SEARCH_SPACING_MM = 6.0  # grid of the rotation search (coarse is enough to pick
 
 @dataclass(frozen=True)
 class RegistrationSettings:
-    """The ``registration`` config section (see ``workflow/schemas/registration.schema.yaml``).
+    """The ``registration`` config section (see ``mri2tau/schemas/registration.schema.yaml``).
 
     ``affine_iterations`` with ``affine_shrink_factors`` (voxels) and ``affine_smoothing_sigmas``
     (voxels): one entry per resolution level, coarse to fine (antspyx defaults 6,4,2,1 / 3,2,1,0).
