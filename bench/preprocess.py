@@ -3,6 +3,7 @@
     .venv/bin/python bench/preprocess.py                        # 2 mm, every stage
     .venv/bin/python bench/preprocess.py --voxel-mm 2 1         # 2 mm and 1 mm
     .venv/bin/python bench/preprocess.py --voxel-mm 1 --stages mri pet --preset paper --threads 2
+    .venv/bin/python bench/preprocess.py --stages mri pet regional --voxel-mm 2 1   # GTM cost and accuracy
     .venv/bin/python bench/preprocess.py --real-head ../shared/data/philips_adni_sag3d_mprage/In --voxel-mm 4 2 1
 
 For each voxel size a one-subject demo cohort is generated (T1, PET and truth at that voxel size;
@@ -244,13 +245,45 @@ def bench_harmonize(case: Case, steps: Steps) -> dict[str, float]:
     return figures
 
 
+def bench_regional(case: Case, steps: Steps) -> dict[str, float]:
+    """Regional SUVR table with GTM partial-volume correction on the PET stage's SUVR (both chains).
+
+    Accuracy: absolute Braak-ROI SUVR error against the true SUVR before the scanner blur
+    (``suvr_template``), without and with PVC (PSF: the demo vendor's FWHM and the resampling blur).
+    """
+    from mri2tau.preprocess.regional import region_atlas, regional_values
+    from mri2tau.preprocess.regional_tables import session_regional
+
+    config, out, res = case.config(), case.out / "pet", case.resolution_mm
+    figures: dict[str, float] = {}
+    truth = np.asarray(nib.load(case.truth / "suvr_template.nii.gz").dataobj, np.float32)
+    atlas = region_atlas(res, config["pet"]["erosion_vox"])
+    expected = regional_values(truth, atlas, atlas.references["cerebellar_gm"])[0].set_index("region")["suvr"]
+    for chain, suffix in (("e2e", ""), ("petonly", "_true")):
+        key = "regional" if chain == "e2e" else "  regional, true mapping (bench check)"  # indented: not summed
+        table = _timed(steps, key, session_regional, suvr=out / f"suvr{suffix}.nii.gz",
+                       stats=out / f"stats{suffix}.tsv", reference_mask=out / "ref.nii.gz",
+                       pet_sidecar=case.out / "convert" / "pet.json", pet_native=out / "mean.nii.gz",
+                       out_tsv=out / f"regional{suffix}.tsv", out_json=out / f"regional{suffix}.json",
+                       subject=case.subject, session="bl", resolution_mm=res,
+                       erosion_vox=config["pet"]["erosion_vox"], pvc="gtm",
+                       scanner_fwhm_mm=config["harmonization"]["resolution_matching"]["scanner_fwhm_mm"])
+        table = table.set_index("region")
+        for roi in ("braak1", "braak34", "braak56", "meta_temporal"):
+            figures[f"{chain}_{roi}_err"] = float(abs(table.loc[roi, "suvr"] - expected[roi]))
+            figures[f"{chain}_{roi}_err_pvc"] = float(abs(table.loc[roi, "suvr_pvc"] - expected[roi]))
+    return figures
+
+
 # Stage name -> benchmark function, in DAG order.
-STAGES: dict[str, Callable[[Case, Steps], dict[str, float]]] = {"mri": bench_mri, "pet": bench_pet,
-                                                                "harmonize": bench_harmonize}
+STAGES: dict[str, Callable[[Case, Steps], dict[str, float]]] = {
+    "mri": bench_mri, "pet": bench_pet, "harmonize": bench_harmonize, "regional": bench_regional}
 
 
 # ---------------------------------------------------------------- runner
 COHORT_STEPS = {"pet_reference"}  # rules without a subject wildcard: one job per workflow run
+
+
 class _StepRecords(logging.Handler):
     """Collects the package's :func:`mri2tau.log.timed_step` records into ``steps``."""
 

@@ -387,16 +387,14 @@ def truth_brain_mask_native(truth: Path, out: Path) -> Path:
     return save(mask, coords.affine, out / "brain_mask_native.nii.gz")
 
 
-@pytest.fixture(scope="module")
-def demo_session(tmp_path_factory) -> dict:
-    """One demo subject (2 mm): DICOM -> BIDS (convert stage) -> PET stage, with the true T1<->template mapping."""
+def process_demo_cohort(root: Path, out: Path, resolution_mm: float, sessions: int | None = None) -> list[dict]:
+    """Demo pairs of the cohort at ``root``: DICOM -> BIDS (convert stage) -> PET stage (demo preset
+    settings) with the true T1<->template mapping, into ``out/<sub>``. Returns per session the
+    pairs row, the BIDS files, the PET stage's paths and the truth folder."""
     from mri2tau.config import load_preset
     from mri2tau.convert.select import select_series
     from mri2tau.convert.session import convert_session
 
-    generate_cohort = pytest.importorskip("mri2tau.demo.cohort").generate_cohort
-    root, out = tmp_path_factory.mktemp("demo2mm"), tmp_path_factory.mktemp("demo_pet")
-    generate_cohort(root, subjects=2, seed=0, voxel_mm=DEMO_VOXEL_MM)
     preset = load_preset("demo")
     data = preset["data"]
     pairs = select_series(
@@ -404,18 +402,33 @@ def demo_session(tmp_path_factory) -> dict:
         excluded_tsv=out / "excluded.tsv", t1_patterns=data["t1_description_patterns"],
         pet_patterns=data["pet_description_patterns"], exclude_patterns=data["exclude_description_patterns"],
         max_days=data["max_mri_pet_days"])
-    row = pairs.iloc[0]
-    bids = {k: out / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"), ("pet", "pet.nii.gz"),
-                                          ("pet_json", "pet.json")]}
-    convert_session(sub=row["sub"], ses=row["ses"], t1_dir=row["t1_dir"], pet_dir=row["pet_dir"],
-                    expected_frames=data["pet_n_frames"], **bids)
-    truth = root / "truth" / f"sub-{row['sub']}"
-    paths = petmod.process_session(
-        pet=bids["pet"], sidecar=bids["pet_json"], t1_n4=bids["t1w"],
-        brain_mask_native=truth_brain_mask_native(truth, out), t1_to_template=truth_t1_to_template(truth, out),
-        out_dir=out / "pet", subject=row["sub"], session=row["ses"], resolution_mm=DEMO_VOXEL_MM,
-        expected_frames=data["pet_n_frames"], settings=preset["pet"])
-    return {"paths": paths, "truth": truth}
+    done = []
+    for row in pairs.head(sessions).itertuples():
+        folder = out / row.sub
+        folder.mkdir()
+        bids = {k: folder / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"),
+                                                 ("pet", "pet.nii.gz"), ("pet_json", "pet.json")]}
+        convert_session(sub=row.sub, ses=row.ses, t1_dir=row.t1_dir, pet_dir=row.pet_dir,
+                        expected_frames=data["pet_n_frames"], **bids)
+        truth = root / "truth" / f"sub-{row.sub}"
+        paths = petmod.process_session(
+            pet=bids["pet"], sidecar=bids["pet_json"], t1_n4=bids["t1w"],
+            brain_mask_native=truth_brain_mask_native(truth, folder),
+            t1_to_template=truth_t1_to_template(truth, folder), out_dir=folder / "pet", subject=row.sub,
+            session=row.ses, resolution_mm=resolution_mm, expected_frames=data["pet_n_frames"],
+            settings=preset["pet"])
+        done.append({"row": row, "bids": bids, "paths": paths, "truth": truth, "root": root, "out": folder,
+                     "sub": row.sub})
+    return done
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory) -> dict:
+    """One demo subject (2 mm): DICOM -> BIDS (convert stage) -> PET stage, with the true T1<->template mapping."""
+    generate_cohort = pytest.importorskip("mri2tau.demo.cohort").generate_cohort
+    root, out = tmp_path_factory.mktemp("demo2mm"), tmp_path_factory.mktemp("demo_pet")
+    generate_cohort(root, subjects=2, seed=0, voxel_mm=DEMO_VOXEL_MM)
+    return process_demo_cohort(root, out, DEMO_VOXEL_MM, sessions=1)[0]
 
 
 def test_demo_motion_within_half_mm_and_half_degree(demo_session):
@@ -431,6 +444,42 @@ def test_demo_pet_to_t1_recovers_session_offset(demo_session):
     points = np.c_[[[0, -20, 10], [50, -20, 10], [-50, -20, 10], [0, 50, 30], [0, -80, -30]], np.ones(5)].T
     err = np.linalg.norm((estimated @ pet_to_t1 @ points - points)[:3], axis=0)
     assert err.max() < 2.0, f"PET->T1 error up to {err.max():.2f} mm"
+
+
+def test_demo_averaged_input_skips_motion_and_recovers_suvr(demo_session):
+    """data.pet_input: averaged (ADNI step 2, one frame): the same PET stage without motion correction."""
+    from mri2tau.config import load_preset
+    from mri2tau.convert.select import select_series
+    from mri2tau.convert.session import convert_session
+
+    root, out, preset = demo_session["root"], demo_session["out"] / "averaged", load_preset("demo")
+    data = preset["data"]
+    pairs = select_series(
+        dicom_root=root / "ADNI", clinical_csv=root / "ADNIMERGE.csv", pairs_tsv=out / "pairs.tsv",
+        excluded_tsv=out / "excluded.tsv", t1_patterns=data["t1_description_patterns"],
+        pet_patterns=data["pet_description_patterns"], exclude_patterns=data["exclude_description_patterns"],
+        max_days=data["max_mri_pet_days"], pet_input="averaged")
+    row = pairs.set_index("sub").loc[demo_session["sub"]]
+    assert (row["pet_input"], row["pet_step"], row["pet_frames"]) == ("averaged", 2, 1)
+    bids = {k: out / name for k, name in [("t1w", "t1w.nii.gz"), ("t1w_json", "t1w.json"), ("pet", "pet.nii.gz"),
+                                          ("pet_json", "pet.json")]}
+    convert_session(sub=demo_session["sub"], ses=row["ses"], t1_dir=row["t1_dir"], pet_dir=row["pet_dir"],
+                    expected_frames=int(row["pet_frames"]), t1_uid=row["t1_series_uid"],
+                    pet_uid=row["pet_series_uid"], pet_input=row["pet_input"], pet_step=int(row["pet_step"]), **bids)
+    truth = demo_session["truth"]
+    paths = petmod.process_session(
+        pet=bids["pet"], sidecar=bids["pet_json"], t1_n4=bids["t1w"],
+        brain_mask_native=out.parent / "brain_mask_native.nii.gz", t1_to_template=truth_t1_to_template(truth, out),
+        out_dir=out / "pet", subject=demo_session["sub"], session=row["ses"], resolution_mm=DEMO_VOXEL_MM,
+        expected_frames=data["pet_n_frames"], settings=preset["pet"])  # 6 for raw input; the sidecar says 1 frame
+    motion = pd.read_csv(paths["motion"], sep="\t")
+    assert len(motion) == 1 and not motion[petmod.MOTION_COLUMNS[1:]].to_numpy().any()
+    suvr = np.asarray(nib.load(paths["suvr"]).dataobj)
+    blurred = np.asarray(nib.load(truth / "suvr_template_blurred.nii.gz").dataobj)
+    assert_roi_suvr_close(suvr, blurred, roi_masks(DEMO_VOXEL_MM), 0.05)
+    raw_suvr = np.asarray(nib.load(demo_session["paths"]["suvr"]).dataobj)
+    brain = np.asarray(load_template_mask(DEMO_VOXEL_MM).dataobj) > 0
+    assert np.corrcoef(suvr[brain], raw_suvr[brain])[0, 1] > 0.95  # the same scan by either path
 
 
 def test_demo_suvr_within_5_percent_of_blurred_truth(demo_session):

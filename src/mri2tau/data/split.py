@@ -1,8 +1,10 @@
 """Subject-level train/test split, stratified by diagnosis, seeded; and the leakage check.
 
 The split depends only on the pairs table (``results/convert/pairs.tsv``: one row per
-selected MRI-PET session with ``sub, ses, ptid, dx, dx_group, manufacturer``), never on
-images, so reprocessing PET (another reference region, another harmonization) keeps it.
+selected MRI-PET session with ``sub, ses, ptid, dx, dx_group, manufacturer``; with
+``data.sessions: all`` a subject has several), never on images, so reprocessing PET (another
+reference region, another harmonization) keeps it. A subject is one unit: all its sessions go to
+the same side, and its stratum is that of its first session.
 
 Per stratum (default: baseline diagnosis ``dx`` = CN/SMC/EMCI/LMCI/AD) the number of test
 subjects is ``n_stratum * test_fraction`` rounded by the largest-remainder method, so every
@@ -47,14 +49,16 @@ def allocate_test_counts(stratum_sizes: dict[str, int], test_fraction: float) ->
 
 
 def subject_table(pairs: pd.DataFrame, stratify_by: Sequence[str]) -> pd.DataFrame:
-    """One row per subject (its first session) with a ``stratum`` key built from ``stratify_by``."""
+    """One row per subject (its first session: earliest ``pet_date`` when the table has one, else
+    the first ``ses`` label) with a ``stratum`` key built from ``stratify_by``."""
     missing = [c for c in ["sub", "ses", *stratify_by] if c not in pairs.columns]
     if missing:
         raise PipelineInputError(
             f"pairs table lacks column(s) {missing}", stage="split",
             fix="rerun the convert stage, or set split.stratify_by to existing columns",
         )
-    first = pairs.sort_values(["sub", "ses"]).drop_duplicates("sub").copy()
+    order = ["sub", "pet_date", "ses"] if "pet_date" in pairs.columns else ["sub", "ses"]
+    first = pairs.sort_values(order).drop_duplicates("sub").copy()
     keys = first[list(stratify_by)].astype("string").fillna(MISSING_STRATUM)
     first["stratum"] = keys.agg("|".join, axis=1)
     if (keys == MISSING_STRATUM).any(axis=None):
@@ -120,6 +124,11 @@ def split_pairs_table(
     table = pd.read_csv(pairs, sep="\t", dtype={"sub": str, "ses": str, "ptid": str})
     if table.empty:
         raise PipelineInputError("pairs table is empty: no subject to split", stage="split", path=pairs)
+    twice = table[table.duplicated(["sub", "ses"], keep=False)]
+    if not twice.empty:
+        listed = sorted(set(zip(twice["sub"], twice["ses"], strict=True)))
+        raise PipelineInputError(f"sessions listed twice in the pairs table: {listed}", stage="split", path=pairs,
+                                 fix="rerun the select_series step; never edit pairs.tsv")
     splits = stratified_split(table, test_fraction=test_fraction, seed=seed, stratify_by=keys)
     check_no_leakage(splits)
     return splits

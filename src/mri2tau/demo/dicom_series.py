@@ -15,8 +15,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from mri2tau.demo.clinical import SubjectPlan, folder_name
+from mri2tau.demo.clinical import SubjectPlan
 from mri2tau.demo.pet import F18_HALF_LIFE_S, decay_terms
+from mri2tau.io.adni import description_folder
 from mri2tau.io.dicom_write import (
     MR_IMAGE_STORAGE,
     PET_IMAGE_STORAGE,
@@ -52,17 +53,18 @@ def _time(d: dt.datetime) -> str:
 
 def series_folder(root: Path, plan: SubjectPlan, description: str, when: dt.datetime, image_uid: int) -> Path:
     """``root/PTID/<description folder>/<YYYY-MM-DD_HH_MM_SS.0>/I<ImageUID>``."""
-    return root / plan.ptid / folder_name(description) / when.strftime("%Y-%m-%d_%H_%M_%S.0") / f"I{image_uid}"
+    return root / plan.ptid / description_folder(description) / when.strftime("%Y-%m-%d_%H_%M_%S.0") / f"I{image_uid}"
 
 
-def _file_names(plan: SubjectPlan, modality: str, description: str, when: dt.datetime,
+def adni_file_names(plan: SubjectPlan, modality: str, description: str, when: dt.datetime,
                 series_id: int, image_uid: int, n: int) -> list[str]:
     stamp = when.strftime("%Y%m%d%H%M%S") + f"{when.microsecond // 1000:03d}"
-    return [f"ADNI_{plan.ptid}_{modality}_{folder_name(description)}_br_raw_{stamp}_{k + 1}_"
+    return [f"ADNI_{plan.ptid}_{modality}_{description_folder(description)}_br_raw_{stamp}_{k + 1}_"
             f"S{series_id}_I{image_uid}.dcm" for k in range(n)]
 
 
-def _uid(seed: int, *parts: object) -> str:
+def demo_uid(seed: int, *parts: object) -> str:
+    """A DICOM UID derived from (seed, parts): the same inputs always give the same UID."""
     return generate_uid(entropy_srcs=[str(seed), *(str(p) for p in parts)])
 
 
@@ -74,7 +76,7 @@ def _patient_and_study(ds: Dataset, plan: SubjectPlan, seed: int, modality: str,
     ds.PatientSex = "F" if plan.sex == "Female" else "M"
     ds.PatientAge = f"{int(plan.age):03d}Y"
     ds.PatientWeight = format_ds(plan.weight_kg)
-    ds.StudyInstanceUID = _uid(seed, plan.ptid, modality, "study")
+    ds.StudyInstanceUID = demo_uid(seed, plan.ptid, modality, "study")
     ds.StudyID = "1"
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
@@ -100,8 +102,8 @@ def write_t1_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarray
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
     ds.ManufacturerModelName = _MR_MODEL[plan.manufacturer]
     ds.SeriesDescription = ds.ProtocolName = plan.t1_series_description
-    ds.SeriesInstanceUID = _uid(seed, plan.ptid, "t1", "series")
-    ds.FrameOfReferenceUID = _uid(seed, plan.ptid, "t1", "frame")
+    ds.SeriesInstanceUID = demo_uid(seed, plan.ptid, "t1", "series")
+    ds.FrameOfReferenceUID = demo_uid(seed, plan.ptid, "t1", "frame")
     ds.SeriesNumber = 2
     ds.AcquisitionNumber = 1
     ds.MagneticFieldStrength = "3"
@@ -122,9 +124,9 @@ def write_t1_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarray
         ds.RescaleType = "normalized"
     n = stored.shape[2]
     folder = series_folder(root, plan, plan.t1_series_description, when, plan.t1_image_uid)
-    names = _file_names(plan, "MR", plan.t1_series_description, when, plan.t1_series_id,
+    names = adni_file_names(plan, "MR", plan.t1_series_description, when, plan.t1_series_id,
                         plan.t1_image_uid, n)
-    uids = [_uid(seed, plan.ptid, "t1", k) for k in range(n)]
+    uids = [demo_uid(seed, plan.ptid, "t1", k) for k in range(n)]
     write_slices(folder, ds, stored, vox2world, names, uids, [{"InstanceNumber": k + 1} for k in range(n)])
     return folder
 
@@ -157,15 +159,13 @@ def write_pet_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarra
     """Write PET frames ``stored[frame, i, j, k]`` (int16) as PET Image Storage, one file per
     slice and frame (ImageIndex = frame * n_slices + slice + 1); returns the series folder."""
     series_start = plan.pet_series_datetime
-    n_frames, n_slices = stored.shape[0], stored.shape[3]
-    factors, ref_ms = decay_terms(starts_s, durations_s, float(starts_s[0]))
     ds = new_dataset(PET_IMAGE_STORAGE)
     _patient_and_study(ds, plan, seed, "PT", series_start)
     ds.Modality = "PT"
     ds.ManufacturerModelName = _PET_MODEL[plan.manufacturer]
     ds.SeriesDescription = ds.ProtocolName = plan.pet_series_description
-    ds.SeriesInstanceUID = _uid(seed, plan.ptid, "pet", "series")
-    ds.FrameOfReferenceUID = _uid(seed, plan.ptid, "pet", "frame")
+    ds.SeriesInstanceUID = demo_uid(seed, plan.ptid, "pet", "series")
+    ds.FrameOfReferenceUID = demo_uid(seed, plan.ptid, "pet", "frame")
     ds.SeriesNumber = 3
     ds.SeriesType = ["DYNAMIC", "IMAGE"]
     ds.Units = "BQML"
@@ -176,14 +176,27 @@ def write_pet_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarra
     ds.AttenuationCorrectionMethod = "measured, CT-based"
     ds.ScatterCorrectionMethod = "Model-based"
     ds.ReconstructionMethod = "OSEM3D 4i16s"
-    ds.NumberOfSlices = n_slices
-    ds.NumberOfTimeSlices = n_frames
     ds.SliceSensitivityFactor = "1"
     ds.RescaleIntercept = "0"
     ds.RadiopharmaceuticalInformationSequence = Sequence([radiopharmaceutical(plan, dose_bq)])
     folder = series_folder(root, plan, plan.pet_series_description, series_start, plan.pet_image_uid)
-    names = _file_names(plan, "PT", plan.pet_series_description, series_start, plan.pet_series_id,
-                        plan.pet_image_uid, n_frames * n_slices)
+    names = adni_file_names(plan, "PT", plan.pet_series_description, series_start, plan.pet_series_id,
+                        plan.pet_image_uid, stored.shape[0] * stored.shape[3])
+    write_pet_frames(folder, ds, names, (seed, plan.ptid, "pet"), stored, slopes, vox2world, series_start,
+                     starts_s, durations_s)
+    return folder
+
+
+def write_pet_frames(folder: Path, ds: Dataset, names: list[str], uid_key: tuple, stored: np.ndarray,
+                     slopes: list[list[str]], vox2world: np.ndarray, series_start: dt.datetime,
+                     starts_s: np.ndarray, durations_s: np.ndarray) -> None:
+    """Frames ``stored[frame, i, j, k]`` with the series tags of ``ds``: frame timing (AcquisitionTime,
+    ActualFrameDuration, FrameReferenceTime, DecayFactor to the series start) and per-slice
+    ImageIndex / RescaleSlope. SOPInstanceUIDs derive from ``uid_key`` + ImageIndex."""
+    n_frames, n_slices = stored.shape[0], stored.shape[3]
+    factors, ref_ms = decay_terms(starts_s, durations_s, float(starts_s[0]))
+    ds.NumberOfSlices = n_slices
+    ds.NumberOfTimeSlices = n_frames
     for f in range(n_frames):
         frame_start = series_start + dt.timedelta(seconds=float(starts_s[f] - starts_s[0]))
         ds.AcquisitionDate = _date(frame_start)
@@ -194,7 +207,6 @@ def write_pet_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarra
         index = [f * n_slices + k + 1 for k in range(n_slices)]
         per_slice = [{"ImageIndex": i, "InstanceNumber": i, "RescaleSlope": slopes[f][k]}
                      for k, i in enumerate(index)]
-        uids = [_uid(seed, plan.ptid, "pet", i) for i in index]
+        uids = [demo_uid(*uid_key, i) for i in index]
         write_slices(folder, ds, stored[f], vox2world, names[f * n_slices:(f + 1) * n_slices], uids,
                      per_slice)
-    return folder

@@ -44,9 +44,10 @@ from scipy import ndimage
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_json_atomic
+from mri2tau.io.derivatives import bids_uri, pet_sidecar_meta, write_sidecar
 from mri2tau.log import get_logger
 from mri2tau.preprocess.suvr import reference_mean
-from mri2tau.templates import load_template_mask
+from mri2tau.templates import TEMPLATE_NAME, load_template_mask
 
 log = get_logger("preprocess.harmonize")
 
@@ -325,11 +326,12 @@ def harmonize_subject(
     on_unknown: str = "error",
     template_mask: str | None = None,
     reference_mask: str | Path | None = None,
+    sidecar_out: str | Path | None = None,
 ) -> tuple[float, float]:
     """Rule ``harmonize_apply``: write the standardized SUVR of one session; return (scale, offset).
 
     Resolution matching, when the params JSON records it, runs first (``reference_mask``:
-    PET_REFERENCE_MASK); then the linear map inside the brain.
+    PET_REFERENCE_MASK); then the linear map inside the brain. ``sidecar_out``: its BIDS sidecar.
     """
     params = json.loads(Path(params_json).read_text())
     table = pd.read_csv(splits, sep="\t", dtype=str, keep_default_na=False)
@@ -350,4 +352,10 @@ def harmonize_subject(
                         on_unknown=on_unknown)
     with atomic_path(out) as tmp:
         nib.save(nib.Nifti1Image(apply_map(data, brain, scale, offset), img.affine), tmp)
+    if sidecar_out is not None:
+        kernel = matching.kernel_fwhm_mm(manufacturer) if matching else None
+        write_sidecar(out, pet_sidecar_meta(
+            "suvrstd", sources=[bids_uri(suvr, ""), bids_uri(params_json, "")], template=TEMPLATE_NAME,
+            resolution_mm=resolution_mm, Manufacturer=manufacturer, Scale=scale, Offset=offset,
+            ResolutionMatchingKernelFwhmMm=kernel), sidecar_out)
     return scale, offset

@@ -34,6 +34,7 @@ import pandas as pd
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
+from mri2tau.io.derivatives import bids_uri
 from mri2tau.io.nifti import read_nifti
 from mri2tau.log import get_logger, timed_step
 from mri2tau.preprocess import qc
@@ -153,13 +154,6 @@ def _save(data: np.ndarray, affine: np.ndarray, path: str | Path, dtype: type = 
 def _copy(src: str | Path, dst: str | Path) -> None:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-
-
-def bids_uri(path: str | Path) -> str:
-    """``bids:raw:sub-X/ses-Y/anat/<file>`` for a file inside a raw BIDS tree (else its name)."""
-    parts = Path(path).parts
-    start = next((i for i, part in enumerate(parts) if part.startswith("sub-")), len(parts) - 1)
-    return "bids:raw:" + "/".join(parts[start:])
 
 
 # ---------------------------------------------------------------- the stage

@@ -34,6 +34,8 @@ from scipy.spatial.transform import Rotation
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
+from mri2tau.io.bids import sidecar_frames
+from mri2tau.io.derivatives import bids_uri, pet_sidecar_meta, write_sidecar
 from mri2tau.io.nifti import read_nifti
 from mri2tau.log import get_logger
 from mri2tau.preprocess.registration import LPS, ants_seed, at_spacing, set_threads
@@ -267,21 +269,22 @@ def correct_motion(
     expected_frames: int,
     method: str = "auto",
     sidecar: str | Path | None = None,
+    mean_json: str | Path | None = None,
     threads: int = 1,
 ) -> pd.DataFrame:
     """Rule ``pet_motion``: motion-correct frames to frame 1, write the weighted frame mean and motion TSV.
 
     ``pet``: 4D PET (Bq/mL). Writes ``pet_mean_out`` (3D, native PET grid, Bq/mL) and
-    ``motion_out`` (TSV, :data:`MOTION_COLUMNS` + ``framewise_displacement_mm``). ``sidecar``: the
-    BIDS JSON (``FrameDuration`` weights the mean). ``threads``: ITK threads (1 = reproducible).
-    """
+    ``motion_out`` (TSV, :data:`MOTION_COLUMNS` + ``framewise_displacement_mm``). ``sidecar``: the BIDS JSON
+    (``FrameDuration`` weights the mean; ``PETInput`` averaged/uniform: 1 frame, no motion correction).
+    ``mean_json``: the mean image's derivative sidecar (``MotionCorrection`` = the method used)."""
     set_threads(threads)
-    frames, affine = load_pet_frames(pet, subject=subject, expected_frames=expected_frames)
-    method = choose_motion_method(method)
-    log.info("%s: motion correction of %d frames with %s", subject, len(frames), method)
+    frames, affine = load_pet_frames(pet, subject=subject, expected_frames=sidecar_frames(sidecar, expected_frames))
+    method = choose_motion_method(method) if len(frames) > 1 else "none (one frame)"
+    log.info("%s: motion correction of %d frame(s): %s", subject, len(frames), method)
     if method == "fsl":
         corrected, motions = motion_correct_fsl(pet, affine)
-    else:
+    else:  # one frame: no registration, motion = identity
         corrected, motions = motion_correct_ants(frames, affine)
     weights = frame_weights(sidecar, len(frames))
     mean = np.tensordot(weights, np.stack(corrected), axes=1).astype(np.float32)
@@ -293,6 +296,9 @@ def correct_motion(
         out.header.set_xyzt_units("mm", "sec")
         nib.save(out, tmp)
     write_tsv_atomic(motion_out, table.round(6))
+    if mean_json is not None:
+        write_sidecar(pet_mean_out, pet_sidecar_meta("mean", sources=[bids_uri(pet)], MotionCorrection=method),
+                      mean_json)
     return table
 
 

@@ -45,7 +45,7 @@ SEARCH_SPACING_MM = 6.0  # grid of the rotation search (coarse is enough to pick
 
 @dataclass(frozen=True)
 class RegistrationSettings:
-    """The ``registration`` config section (see ``workflow/schemas/registration.schema.yaml``).
+    """The ``registration`` config section (see ``mri2tau/schemas/registration.schema.yaml``).
 
     ``n4_shrink_factor``: N4 fits the bias field on the native T1 shrunk by this factor (voxels;
     real T1s are ~1 mm whatever the template grid).
