@@ -11,6 +11,10 @@ Spaces and units
 * transforms: see :mod:`mri2tau.preprocess.registration` (``forward_transforms`` /
   ``inverse_transforms`` say how to apply them).
 
+The affine is estimated on the head only (the T1 cut ``registration.fov_below_top_mm`` below
+the top of the head, :func:`~mri2tau.preprocess.registration.head_top_crop`), so a neck in the
+field of view cannot lure it; every transform holds for the whole native T1.
+
 The registration is checked: Pearson r between the registered T1 and the template inside
 the template brain mask, after the affine and after SyN, must reach
 ``registration.min_similarity``; otherwise the subject fails with :class:`PipelineInputError`.
@@ -32,13 +36,14 @@ from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
 from mri2tau.io.derivatives import bids_uri
 from mri2tau.io.nifti import read_nifti
-from mri2tau.log import get_logger
+from mri2tau.log import get_logger, timed_step
 from mri2tau.preprocess import qc
 from mri2tau.preprocess.registration import (
     RegistrationSettings,
     affine_ants,
     affine_fsl,
     brain_correlation,
+    head_top_crop,
     inverse_transforms,
     resolve_affine_backend,
     set_threads,
@@ -89,11 +94,12 @@ def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:
     return ants.from_nibabel_nifti(out)
 
 
-def n4_bias_correct(t1: ants.ANTsImage) -> tuple[ants.ANTsImage, ants.ANTsImage]:
+def n4_bias_correct(t1: ants.ANTsImage, shrink_factor: int = 4) -> tuple[ants.ANTsImage, ants.ANTsImage]:
     """N4 bias-field correction inside a head mask (``ants.get_mask``: threshold at the mean,
-    largest component, closed). Returns (corrected T1, head mask), native grid."""
+    largest component, closed), fitted on the T1 shrunk by ``shrink_factor`` (voxels; N4's cost
+    grows with the shrunk image's voxel count). Returns (corrected T1, head mask), native grid."""
     head = ants.get_mask(t1)
-    return ants.n4_bias_field_correction(t1, mask=head), head
+    return ants.n4_bias_field_correction(t1, mask=head, shrink_factor=shrink_factor), head
 
 
 def template_images(resolution_mm: float, template_path: str | None, mask_path: str | None,
@@ -182,20 +188,27 @@ def preprocess_t1(
     native = load_t1(t1, label)
     template_nib, mask = template_images(resolution_mm, template_path, template_mask_path, label)
     template = to_ants(template_nib)
-    n4, _ = n4_bias_correct(to_ants(native))
-    log.info("%s: N4 done", label)
+    with timed_step(log, "n4", label):
+        n4, head = n4_bias_correct(to_ants(native), settings.n4_shrink_factor)
+
+    def score(affine: str | Path) -> float:
+        """Brain correlation r of the N4 T1 on the template grid through an affine ``.mat``."""
+        return brain_correlation(ants.apply_transforms(template, n4, [str(affine)]), template, mask)
 
     with tempfile.TemporaryDirectory(prefix="mri2tau_mri_") as wd:
         backend = resolve_affine_backend(settings.affine)
         affine_mat = Path(wd) / "affine.mat"
-        if backend == "fsl":
-            ants.image_write(n4, str(Path(wd) / "n4.nii.gz"))
-            nib.save(template_nib, Path(wd) / "template.nii.gz")
-            affine_fsl(Path(wd) / "n4.nii.gz", Path(wd) / "template.nii.gz", affine_mat, wd)
-            r_affine = brain_correlation(ants.apply_transforms(template, n4, [str(affine_mat)]), template, mask)
-        else:
-            r_affine = affine_ants(template, n4, mask, settings, affine_mat, wd)
-        syn = syn_ants(template, n4, affine_mat, settings, wd)
+        with timed_step(log, "affine", label):
+            head_only = head_top_crop(n4, head, settings.fov_below_top_mm)
+            if backend == "fsl":
+                ants.image_write(head_only, str(Path(wd) / "n4.nii.gz"))
+                nib.save(template_nib, Path(wd) / "template.nii.gz")
+                affine_fsl(Path(wd) / "n4.nii.gz", Path(wd) / "template.nii.gz", affine_mat, wd)
+                r_affine = score(affine_mat)
+            else:
+                r_affine = affine_ants(template, head_only, score, settings, affine_mat, wd)
+        with timed_step(log, "syn", label):
+            syn = syn_ants(template, n4, affine_mat, settings, wd)
         r_syn = brain_correlation(syn["warped"], template, mask)
         log.info("%s: %s affine r = %.3f, SyN r = %.3f", label, backend, r_affine, r_syn)
         check_similarity(r_affine, r_syn, settings.min_similarity, label, t1)
