@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +61,9 @@ def write_tsv_atomic(path: str | Path, frame: "Any") -> None:
     """Write a pandas DataFrame as TSV (no index, 'n/a' for missing, as BIDS) atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
+
+
+def copy_atomic(src: str | Path, dst: str | Path) -> None:
+    """Copy the file ``src`` to ``dst`` atomically (contents only, as ``shutil.copyfile``)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

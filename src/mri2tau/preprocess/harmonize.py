@@ -43,8 +43,9 @@ import pandas as pd
 from scipy import ndimage
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.atomic import atomic_path, write_json_atomic
+from mri2tau.io.atomic import write_json_atomic
 from mri2tau.io.derivatives import bids_uri, pet_sidecar_meta, write_sidecar
+from mri2tau.io.nifti import write_nifti
 from mri2tau.log import get_logger
 from mri2tau.preprocess.suvr import reference_mean
 from mri2tau.templates import TEMPLATE_NAME, load_template_mask
@@ -350,8 +351,7 @@ def harmonize_subject(
     brain_values(data, brain, subject=sub, stage="harmonize_apply", suvr_path=suvr)
     data = matched_suvr(data, manufacturer, matching, subject=sub, stage="harmonize_apply", suvr_path=suvr,
                         on_unknown=on_unknown)
-    with atomic_path(out) as tmp:
-        nib.save(nib.Nifti1Image(apply_map(data, brain, scale, offset), img.affine), tmp)
+    write_nifti(out, apply_map(data, brain, scale, offset), img.affine, space_unit=None)
     if sidecar_out is not None:
         kernel = matching.kernel_fwhm_mm(manufacturer) if matching else None
         write_sidecar(out, pet_sidecar_meta(
