@@ -23,7 +23,6 @@ import argparse
 import logging
 import multiprocessing
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from mri2tau.log import peak_rss_mb
 
 Steps = dict[str, tuple[float, float]]  # step -> (wall s, CPU s)
 
@@ -60,11 +61,6 @@ class Case:
         if self.threads:
             user |= {"registration": {"threads": self.threads}, "pet": {"threads": self.threads}}
         return resolve_config(user)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _timed(steps: Steps, key: str, func: Callable[..., object], /, **kwargs: object) -> object:
@@ -306,9 +302,9 @@ def _child(stage: str, case: Case, queue: multiprocessing.Queue) -> None:
     logger.addHandler(_StepRecords(steps))
     wall, cpu = time.perf_counter(), time.process_time()
     figures = STAGES[stage](case, steps)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = peak_rss_mb()
     total = (time.perf_counter() - wall, time.process_time() - cpu)
-    queue.put((total, usage.ru_maxrss / 1024.0, steps, figures))
+    queue.put((total, rss_mb, steps, figures))
 
 
 def run_stage(stage: str, case: Case) -> tuple[tuple[float, float], float, Steps, dict[str, float]]:
