@@ -67,3 +67,15 @@ def copy_atomic(src: str | Path, dst: str | Path) -> None:
     """Copy the file ``src`` to ``dst`` atomically (contents only, as ``shutil.copyfile``)."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def write_png_atomic(fig: Any, path: str | Path, **savefig_kwargs: Any) -> None:
+    """Save the matplotlib figure ``fig`` as PNG to ``path`` atomically, then close it.
+
+    ``savefig_kwargs`` go to ``Figure.savefig`` (``dpi``, ``facecolor``, ``bbox_inches``...).
+    """
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+    plt.close(fig)
