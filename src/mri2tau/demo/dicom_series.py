@@ -41,6 +41,18 @@ _MR_SEQUENCE = {
                 "InversionTime": "900", "FlipAngle": "9", "SoftwareVersions": "5.3.1"},
 }
 _PET_NAME = {"Siemens": "Flortaucipir", "GE": "AV-1451", "Philips": "Flortaucipir"}
+# Fixed tags: every series, then the T1 and PET series on top
+_STUDY_TAGS = {"StudyID": "1", "AccessionNumber": "", "ReferringPhysicianName": "", "StudyDescription": "ADNI3",
+               "BodyPartExamined": "BRAIN", "PatientPosition": "HFS", "PositionReferenceIndicator": "",
+               "ImageType": ["ORIGINAL", "PRIMARY"]}
+_MR_TAGS = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "AcquisitionNumber": 1, "MagneticFieldStrength": "3",
+            "ImagingFrequency": "123.25", "ImagedNucleus": "1H", "MRAcquisitionType": "3D", "ScanOptions": "IR",
+            "NumberOfAverages": "1", "EchoNumbers": "1", "EchoTrainLength": "1", "PixelBandwidth": "240"}
+_PET_TAGS = {"SeriesType": ["DYNAMIC", "IMAGE"], "Units": "BQML", "CountsSource": "EMISSION",
+             "CorrectedImage": ["NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"], "DecayCorrection": "START",
+             "RandomsCorrectionMethod": "DLYD", "AttenuationCorrectionMethod": "measured, CT-based",
+             "ScatterCorrectionMethod": "Model-based", "ReconstructionMethod": "OSEM3D 4i16s",
+             "SliceSensitivityFactor": "1", "RescaleIntercept": "0"}
 
 
 def _date(d: dt.datetime) -> str:
@@ -70,11 +82,18 @@ def demo_uid(seed: int, *parts: object) -> str:
     return generate_uid(entropy_srcs=[str(seed), *(str(p) for p in parts)])
 
 
+def _set_tags(ds: Dataset, tags: dict[str, object]) -> None:
+    for key, value in tags.items():
+        setattr(ds, key, value)
+
+
 def _series_dataset(plan: SubjectPlan, seed: int, modality: str, when: dt.datetime, series: str,
                     description: str, number: int) -> Dataset:
     """A new MR or PT dataset: patient (planted PHI), study and equipment tags shared by MR and PET,
-    and the series' identity (``series``: ``t1`` or ``pet``, the key of its UIDs)."""
+    the series' identity (``series``: ``t1`` or ``pet``, the key of its UIDs) and its fixed tags."""
     ds = new_dataset(MR_IMAGE_STORAGE if modality == "MR" else PET_IMAGE_STORAGE)
+    _set_tags(ds, _STUDY_TAGS)
+    _set_tags(ds, _MR_TAGS if modality == "MR" else _PET_TAGS)
     ds.Modality = modality
     ds.ManufacturerModelName = (_MR_MODEL if modality == "MR" else _PET_MODEL)[plan.manufacturer]
     ds.SeriesDescription = ds.ProtocolName = description
@@ -88,18 +107,10 @@ def _series_dataset(plan: SubjectPlan, seed: int, modality: str, when: dt.dateti
     ds.PatientAge = f"{int(plan.age):03d}Y"
     ds.PatientWeight = format_ds(plan.weight_kg)
     ds.StudyInstanceUID = demo_uid(seed, plan.ptid, modality, "study")
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.StudyDescription = "ADNI3"
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = _date(when)
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = _time(when)
     ds.Manufacturer = _MANUFACTURER[plan.manufacturer]
     ds.InstitutionName = f"ADNI site {plan.site:03d}"
-    ds.BodyPartExamined = "BRAIN"
-    ds.PatientPosition = "HFS"
-    ds.PositionReferenceIndicator = ""
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
     return ds
 
 
@@ -109,19 +120,7 @@ def write_t1_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarray
     when = plan.mri_datetime
     ds = _series_dataset(plan, seed, "MR", when, "t1", plan.t1_series_description, 2)
     ds.AcquisitionTime = _time(when)
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
-    ds.AcquisitionNumber = 1
-    ds.MagneticFieldStrength = "3"
-    ds.ImagingFrequency = "123.25"
-    ds.ImagedNucleus = "1H"
-    ds.MRAcquisitionType = "3D"
-    ds.ScanOptions = "IR"
-    ds.NumberOfAverages = "1"
-    ds.EchoNumbers = "1"
-    ds.EchoTrainLength = "1"
-    ds.PixelBandwidth = "240"
-    for key, value in _MR_SEQUENCE[plan.manufacturer].items():
-        setattr(ds, key, value)
+    _set_tags(ds, _MR_SEQUENCE[plan.manufacturer])
     ds.SpacingBetweenSlices = format_ds(float(np.linalg.norm(vox2world[:3, 2])))
     if plan.manufacturer == "Philips":
         ds.RescaleIntercept = intercept
@@ -165,17 +164,6 @@ def write_pet_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarra
     slice and frame (ImageIndex = frame * n_slices + slice + 1); returns the series folder."""
     series_start = plan.pet_series_datetime
     ds = _series_dataset(plan, seed, "PT", series_start, "pet", plan.pet_series_description, 3)
-    ds.SeriesType = ["DYNAMIC", "IMAGE"]
-    ds.Units = "BQML"
-    ds.CountsSource = "EMISSION"
-    ds.CorrectedImage = ["NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"]
-    ds.DecayCorrection = "START"
-    ds.RandomsCorrectionMethod = "DLYD"
-    ds.AttenuationCorrectionMethod = "measured, CT-based"
-    ds.ScatterCorrectionMethod = "Model-based"
-    ds.ReconstructionMethod = "OSEM3D 4i16s"
-    ds.SliceSensitivityFactor = "1"
-    ds.RescaleIntercept = "0"
     ds.RadiopharmaceuticalInformationSequence = Sequence([radiopharmaceutical(plan, dose_bq)])
     folder, names = series_files(root, plan, "PT", plan.pet_series_description, series_start, plan.pet_series_id,
                                  plan.pet_image_uid, stored.shape[0] * stored.shape[3])
