@@ -49,7 +49,7 @@ from mri2tau.preprocess.registration import (
     syn_ants,
 )
 from mri2tau.preprocess.transforms import to_ants
-from mri2tau.templates import TEMPLATE_NAME, load_template_mask, load_template_t1
+from mri2tau.templates import TEMPLATE_NAME, load_template_t1, template_brain
 
 log = get_logger("preprocess.mri")
 
@@ -99,7 +99,7 @@ def template_images(resolution_mm: float, template_path: str | None, mask_path: 
                     subject: str) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Full-head template T1 and its brain mask (bool) on the template grid; fail on an empty mask."""
     template = load_template_t1(resolution_mm, template_path)
-    mask = np.asarray(load_template_mask(resolution_mm, mask_path).dataobj) > 0
+    mask = template_brain(resolution_mm, mask_path)
     if not mask.any():
         raise PipelineInputError("template brain mask is empty (0 voxels)", subject=subject, stage=STAGE,
                                  path=mask_path or "shipped MNI152NLin6Asym brain mask",

@@ -27,7 +27,7 @@ from mri2tau.log import get_logger
 from mri2tau.preprocess.motion import correct_motion
 from mri2tau.preprocess.registration import at_spacing, rigid_registration, set_threads
 from mri2tau.preprocess.transforms import ants_linear_to_ras, to_ants
-from mri2tau.templates import load_template_mask, template_grid
+from mri2tau.templates import template_brain, template_grid
 
 log = get_logger("preprocess.pet")
 
@@ -115,7 +115,7 @@ def pet_to_template(
     )
     img = ants.to_nibabel_nifti(warped)
     data = np.asarray(img.dataobj)
-    mask = np.asarray(load_template_mask(resolution_mm, template_mask).dataobj) > 0
+    mask = template_brain(resolution_mm, template_mask)
     overlap = brain_overlap(data, mask)
     log.info("%s: PET covers %.1f %% of the template brain", subject, 100 * overlap)
     if overlap < min_brain_overlap:

@@ -41,6 +41,7 @@ from mri2tau.templates import (
     TEMPLATE_NAME,
     load_template_mask,
     load_template_t1,
+    template_brain,
     template_grid,
 )
 
@@ -77,7 +78,7 @@ def named_reference(
     """Boolean reference region ``name`` (:data:`REFERENCE_REGIONS`) on the template grid, eroded."""
     atlas_mask, gray_matter_only, _ = REFERENCE_REGIONS[name]
     tissue = (template_gray_matter(resolution_mm, template_path, mask_path) if gray_matter_only
-              else np.asarray(load_template_mask(resolution_mm, mask_path).dataobj) > 0)
+              else template_brain(resolution_mm, mask_path))
     return erode(atlas_mask(resolution_mm) & tissue, erosion_vox)
 
 
