@@ -68,6 +68,8 @@ def fake_checkpoints(workdir: Path, config: dict, n: int) -> None:
             "t1_date": "2020-01-01", "pet_date": "2020-02-01", "gap_days": 31,
             "manufacturer": MANUFACTURERS[i % len(MANUFACTURERS)], "dx": dx,
             "dx_group": {"CN": "CN", "AD": "AD"}.get(dx, "MCI"),
+            "pet_input": "raw", "pet_step": 0, "pet_frames": data["pet_n_frames"], "t1_kind": "original",
+            "t1_series_uid": "", "pet_series_uid": "",
         })  # fmt: skip
     pairs = pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS, fill_value="n/a")
     results = workdir / config["results_dir"]

@@ -1,39 +1,54 @@
-"""Preprocessing benchmark: wall time and peak RSS per stage for one demo subject, plus accuracy.
+"""Preprocessing benchmark: wall / CPU seconds per step, peak RSS per stage, plus accuracy.
 
     .venv/bin/python bench/preprocess.py                        # 2 mm, every stage
     .venv/bin/python bench/preprocess.py --voxel-mm 2 1         # 2 mm and 1 mm
-    .venv/bin/python bench/preprocess.py --stages mri --preset paper
+    .venv/bin/python bench/preprocess.py --voxel-mm 1 --stages mri pet --preset paper --threads 2
+    .venv/bin/python bench/preprocess.py --stages mri pet regional --voxel-mm 2 1   # GTM cost and accuracy
+    .venv/bin/python bench/preprocess.py --real-head ../shared/data/philips_adni_sag3d_mprage/In --voxel-mm 4 2 1
 
 For each voxel size a one-subject demo cohort is generated (T1, PET and truth at that voxel size;
-the template grid has the same spacing). Stages run in ``STAGES`` order, each in a fresh process
-so its peak RSS is its own; a stage is ``(case: Case) -> dict[str, float]`` (accuracy figures),
-reads earlier stages' outputs under ``case.out`` and writes its own there.
+the template grid has the same spacing). ``--real-head`` instead converts a real T1 DICOM series
+(the project's dcm2niix conversion) and runs the MRI stage on it at each template grid (no truth:
+registration r and native brain volume; ``--keep DIR`` keeps the QC pictures). Stages run in
+``STAGES`` order, each in a fresh process so its peak RSS is its own; a stage is
+``(case, steps) -> dict[str, float]`` (accuracy figures): it fills ``steps`` with (wall s, CPU s)
+per pipeline step, reads earlier stages' outputs under ``case.out`` and writes its own there.
+The package's own sub-step timings (:func:`mri2tau.log.timed_step` records) are collected too.
+CPU seconds count every thread of the process: report them beside wall time on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
-import resource
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from mri2tau.log import peak_rss_mb
+
+Steps = dict[str, tuple[float, float]]  # step -> (wall s, CPU s)
+
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark subject: demo cohort ``root``, subject label (no ``sub-``), template spacing."""
+    """One benchmark subject: demo cohort ``root`` (or a real ``t1``), template spacing, settings."""
 
     root: Path
     subject: str
     resolution_mm: float
     out: Path
     preset: str
+    threads: int | None = None  # ITK threads per job (None: the preset's registration / pet threads)
+    t1: Path | None = None  # a real T1 (no truth) instead of the demo subject's
 
     @property
     def truth(self) -> Path:
@@ -42,36 +57,44 @@ class Case:
     def config(self) -> dict:
         from mri2tau.config import resolve_config
 
-        return resolve_config({"preset": self.preset})
+        user: dict = {"preset": self.preset}
+        if self.threads:
+            user |= {"registration": {"threads": self.threads}, "pet": {"threads": self.threads}}
+        return resolve_config(user)
+
+
+def _timed(steps: Steps, key: str, func: Callable[..., object], /, **kwargs: object) -> object:
+    """Run ``func(**kwargs)``; store its (wall s, CPU s of every thread) under ``steps[key]``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = func(**kwargs)
+    steps[key] = (time.perf_counter() - wall, time.process_time() - cpu)
+    return result
 
 
 # ---------------------------------------------------------------- stages
-def bench_mri(case: Case) -> dict[str, float]:
+def bench_mri(case: Case, steps: Steps) -> dict[str, float]:
     """MRI stage (N4, affine, SyN, masks, QC) on the subject's native T1; template<->native error."""
     from mri2tau.preprocess.mri import preprocess_t1
     from mri2tau.preprocess.registration import mapping_error_mm
     from mri2tau.templates import load_template_mask
 
     out = case.out / "mri"
-    row = preprocess_t1(
-        t1=case.truth / "t1_native.nii.gz", subject=case.subject, session="bl", resolution_mm=case.resolution_mm,
-        registration=case.config()["registration"], t1_n4=out / "n4.nii.gz", t1_template=out / "t1_template.nii.gz",
-        t1_template_json=out / "t1_template.json", brain_mask_template=out / "mask_template.nii.gz",
-        brain_mask_native=out / "mask_native.nii.gz", xfm_affine=out / "affine.mat", xfm_warp=out / "warp.nii.gz",
-        xfm_invwarp=out / "invwarp.nii.gz", qc_tsv=out / "qc.tsv", qc_png=out / "qc.png",
+    row = _timed(
+        steps, "mri_preprocess", preprocess_t1, t1=case.t1 or case.truth / "t1_native.nii.gz", subject=case.subject,
+        session="bl", resolution_mm=case.resolution_mm, registration=case.config()["registration"],
+        t1_n4=out / "n4.nii.gz", t1_template=out / "t1_template.nii.gz", t1_template_json=out / "t1_template.json",
+        brain_mask_template=out / "mask_template.nii.gz", brain_mask_native=out / "mask_native.nii.gz",
+        xfm_affine=out / "affine.mat", xfm_warp=out / "warp.nii.gz", xfm_invwarp=out / "invwarp.nii.gz",
+        qc_tsv=out / "qc.tsv", qc_png=out / "qc.png",
     )
+    figures = {"pipeline_peak_rss_mb": peak_rss_mb(), "r_affine": row["r_affine"], "r_syn": row["r_syn"],
+               "brain_volume_native_ml": row["brain_volume_native_ml"]}
+    if case.t1:
+        return figures
     mask = np.asarray(load_template_mask(case.resolution_mm).dataobj) > 0
     err = mapping_error_mm(nib.load(case.truth / "template_to_native_coords.nii.gz"), mask,
                            out / "affine.mat", out / "warp.nii.gz")
-    return {"mapping_error_mean_mm": float(err.mean()), "mapping_error_p95_mm": float(np.percentile(err, 95)),
-            "r_affine": row["r_affine"], "r_syn": row["r_syn"]}
-
-
-def _timed(figures: dict[str, float], key: str, func: Callable[..., object], /, **kwargs: object) -> object:
-    started = time.perf_counter()
-    result = func(**kwargs)
-    figures[key] = time.perf_counter() - started
-    return result
+    return figures | {"mapping_error_mean_mm": float(err.mean()), "mapping_error_p95_mm": float(np.percentile(err, 95))}
 
 
 def _roi_errors(suvr_path: Path, truth_path: Path, reference_path: Path, resolution_mm: float,
@@ -109,7 +132,7 @@ def _convert_pet(case: Case) -> tuple[Path, Path]:
     return files["pet"], files["pet_json"]
 
 
-def bench_pet(case: Case) -> dict[str, float]:
+def bench_pet(case: Case, steps: Steps) -> dict[str, float]:
     """PET stage (motion, PET->T1, template, reference, SUVR) on the subject's converted PET.
 
     Uses the MRI stage's outputs (``case.out / "mri"``). Accuracy: motion and PET->T1 against the
@@ -120,48 +143,50 @@ def bench_pet(case: Case) -> dict[str, float]:
     import ants
     import pandas as pd
 
-    from mri2tau.preprocess import pet, suvr
+    from mri2tau.preprocess import motion, pet, suvr, transforms
     from mri2tau.preprocess.registration import forward_transforms
 
     settings, res, mri, out = case.config()["pet"], case.resolution_mm, case.out / "mri", case.out / "pet"
-    figures: dict[str, float] = {}
-    pet_4d, sidecar = _timed(figures, "convert_s", _convert_pet, case=case)
+    threads = settings["threads"]
+    pet_4d, sidecar = _convert_pet(case)  # the convert stage, not timed here
     f = {k: out / name for k, name in [("mean", "mean.nii.gz"), ("motion", "motion.tsv"), ("xfm", "pet2t1.mat"),
                                        ("tpl", "tpl.nii.gz"), ("ref", "ref.nii.gz"), ("suvr", "suvr.nii.gz"),
                                        ("stats", "stats.tsv"), ("tpl_true", "tpl_true.nii.gz"),
                                        ("suvr_true", "suvr_true.nii.gz"), ("stats_true", "stats_true.tsv")]}
-    _timed(figures, "motion_s", pet.correct_motion, pet=pet_4d, sidecar=sidecar, pet_mean_out=f["mean"],
-           motion_out=f["motion"], subject=case.subject, expected_frames=6, method=settings["motion_correction"])
-    _timed(figures, "pet2t1_s", pet.register_pet_to_t1, pet_mean=f["mean"], t1=mri / "n4.nii.gz", xfm_out=f["xfm"],
-           subject=case.subject, brain_mask=mri / "mask_native.nii.gz")
-    _timed(figures, "template_s", pet.pet_to_template, pet_mean=f["mean"], pet_to_t1=f["xfm"],
+    _timed(steps, "pet_motion", motion.correct_motion, pet=pet_4d, sidecar=sidecar, pet_mean_out=f["mean"],
+           motion_out=f["motion"], subject=case.subject, expected_frames=6, method=settings["motion_correction"],
+           threads=threads)
+    _timed(steps, "pet_to_t1", pet.register_pet_to_t1, pet_mean=f["mean"], t1=mri / "n4.nii.gz", xfm_out=f["xfm"],
+           subject=case.subject, brain_mask=mri / "mask_native.nii.gz", threads=threads)
+    _timed(steps, "pet_to_template", pet.pet_to_template, pet_mean=f["mean"], pet_to_t1=f["xfm"],
            t1_to_template=forward_transforms(mri / "affine.mat", mri / "warp.nii.gz"), out=f["tpl"],
-           subject=case.subject, resolution_mm=res, min_brain_overlap=settings["min_brain_overlap"])
-    _timed(figures, "reference_s", suvr.write_reference_mask, out=f["ref"], reference_region=settings["reference_region"],
+           subject=case.subject, resolution_mm=res, min_brain_overlap=settings["min_brain_overlap"], threads=threads)
+    _timed(steps, "pet_reference", suvr.write_reference_mask, out=f["ref"], reference_region=settings["reference_region"],
            resolution_mm=res, erosion_vox=settings["erosion_vox"])
-    _timed(figures, "suvr_s", suvr.compute_suvr, pet_template=f["tpl"], reference_mask=f["ref"], suvr_out=f["suvr"],
+    _timed(steps, "suvr", suvr.compute_suvr, pet_template=f["tpl"], reference_mask=f["ref"], suvr_out=f["suvr"],
            stats_out=f["stats"], subject=case.subject, motion=f["motion"])
+    figures: dict[str, float] = {"pipeline_peak_rss_mb": peak_rss_mb()}
 
-    truth_motion = pd.read_csv(case.truth / "motion.tsv", sep="\t")[pet.MOTION_COLUMNS[1:]].to_numpy()
-    err = np.abs(pd.read_csv(f["motion"], sep="\t")[pet.MOTION_COLUMNS[1:]].to_numpy() - truth_motion)
+    truth_motion = pd.read_csv(case.truth / "motion.tsv", sep="\t")[motion.MOTION_COLUMNS[1:]].to_numpy()
+    err = np.abs(pd.read_csv(f["motion"], sep="\t")[motion.MOTION_COLUMNS[1:]].to_numpy() - truth_motion)
     figures |= {"motion_err_mm": float(err[:, :3].max()), "motion_err_deg": float(err[:, 3:].max())}
-    estimated = pet.ants_linear_to_ras(ants.read_transform(str(f["xfm"])))
+    estimated = transforms.ants_linear_to_ras(ants.read_transform(str(f["xfm"])))
     points = np.c_[[[0, -20, 10], [50, -20, 10], [-50, -20, 10], [0, 50, 30], [0, -80, -30]], np.ones(5)].T
     moved = estimated @ np.loadtxt(case.truth / "pet_to_t1.txt") @ points - points
     figures["pet2t1_err_mm"] = float(np.linalg.norm(moved[:3], axis=0).max())
     blurred = case.truth / "suvr_template_blurred.nii.gz"
     figures |= _roi_errors(f["suvr"], blurred, f["ref"], res, "e2e")
     # the same chain with the TRUE template<->native mapping isolates the PET stage
-    true_warp = pet.dense_map_to_ants_warp(nib.load(case.truth / "template_to_native_coords.nii.gz"),
+    true_warp = transforms.dense_map_to_ants_warp(nib.load(case.truth / "template_to_native_coords.nii.gz"),
                                            out / "true_warp.nii.gz")
-    ants.write_transform(pet.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
+    ants.write_transform(transforms.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
     pet.pet_to_template(f["mean"], f["xfm"], [true_warp, out / "identity.mat"], f["tpl_true"],
                         subject=case.subject, resolution_mm=res)
     suvr.compute_suvr(f["tpl_true"], f["ref"], f["suvr_true"], f["stats_true"], subject=case.subject)
     return figures | _roi_errors(f["suvr_true"], blurred, f["ref"], res, "petonly")
 
 
-def bench_harmonize(case: Case) -> dict[str, float]:
+def bench_harmonize(case: Case, steps: Steps) -> dict[str, float]:
     """Between-manufacturer SD of Braak-ROI SUVR for held-out subjects, before/after standardization.
 
     Held out: a 4-subject ``--all-manufacturers`` demo cohort (>= 2 mm), read under every
@@ -216,24 +241,74 @@ def bench_harmonize(case: Case) -> dict[str, float]:
     return figures
 
 
+def bench_regional(case: Case, steps: Steps) -> dict[str, float]:
+    """Regional SUVR table with GTM partial-volume correction on the PET stage's SUVR (both chains).
+
+    Accuracy: absolute Braak-ROI SUVR error against the true SUVR before the scanner blur
+    (``suvr_template``), without and with PVC (PSF: the demo vendor's FWHM and the resampling blur).
+    """
+    from mri2tau.preprocess.regional import region_atlas, regional_values
+    from mri2tau.preprocess.regional_tables import session_regional
+
+    config, out, res = case.config(), case.out / "pet", case.resolution_mm
+    figures: dict[str, float] = {}
+    truth = np.asarray(nib.load(case.truth / "suvr_template.nii.gz").dataobj, np.float32)
+    atlas = region_atlas(res, config["pet"]["erosion_vox"])
+    expected = regional_values(truth, atlas, atlas.references["cerebellar_gm"])[0].set_index("region")["suvr"]
+    for chain, suffix in (("e2e", ""), ("petonly", "_true")):
+        key = "regional" if chain == "e2e" else "  regional, true mapping (bench check)"  # indented: not summed
+        table = _timed(steps, key, session_regional, suvr=out / f"suvr{suffix}.nii.gz",
+                       stats=out / f"stats{suffix}.tsv", reference_mask=out / "ref.nii.gz",
+                       pet_sidecar=case.out / "convert" / "pet.json", pet_native=out / "mean.nii.gz",
+                       out_tsv=out / f"regional{suffix}.tsv", out_json=out / f"regional{suffix}.json",
+                       subject=case.subject, session="bl", resolution_mm=res,
+                       erosion_vox=config["pet"]["erosion_vox"], pvc="gtm",
+                       scanner_fwhm_mm=config["harmonization"]["resolution_matching"]["scanner_fwhm_mm"])
+        table = table.set_index("region")
+        for roi in ("braak1", "braak34", "braak56", "meta_temporal"):
+            figures[f"{chain}_{roi}_err"] = float(abs(table.loc[roi, "suvr"] - expected[roi]))
+            figures[f"{chain}_{roi}_err_pvc"] = float(abs(table.loc[roi, "suvr_pvc"] - expected[roi]))
+    return figures
+
+
 # Stage name -> benchmark function, in DAG order.
-STAGES: dict[str, Callable[[Case], dict[str, float]]] = {"mri": bench_mri, "pet": bench_pet,
-                                                         "harmonize": bench_harmonize}
+STAGES: dict[str, Callable[[Case, Steps], dict[str, float]]] = {
+    "mri": bench_mri, "pet": bench_pet, "harmonize": bench_harmonize, "regional": bench_regional}
 
 
 # ---------------------------------------------------------------- runner
+COHORT_STEPS = {"pet_reference"}  # rules without a subject wildcard: one job per workflow run
+
+
+class _StepRecords(logging.Handler):
+    """Collects the package's :func:`mri2tau.log.timed_step` records into ``steps``."""
+
+    def __init__(self, steps: Steps) -> None:
+        super().__init__(logging.INFO)
+        self.steps = steps
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "step"):
+            self.steps[f"  {record.step}"] = (record.wall_s, record.cpu_s)
+
+
 def _child(stage: str, case: Case, queue: multiprocessing.Queue) -> None:
     from mri2tau.preprocess.registration import set_threads
 
     set_threads(case.config()["registration"]["threads"])
-    started = time.perf_counter()
-    figures = STAGES[stage](case)
-    wall = time.perf_counter() - started
-    queue.put((wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, figures))
+    steps: Steps = {}
+    logger = logging.getLogger("mri2tau")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(_StepRecords(steps))
+    wall, cpu = time.perf_counter(), time.process_time()
+    figures = STAGES[stage](case, steps)
+    rss_mb = peak_rss_mb()
+    total = (time.perf_counter() - wall, time.process_time() - cpu)
+    queue.put((total, rss_mb, steps, figures))
 
 
-def run_stage(stage: str, case: Case) -> tuple[float, float, dict[str, float]]:
-    """(wall s, peak RSS MB, accuracy figures) of one stage, run in a fresh spawned process."""
+def run_stage(stage: str, case: Case) -> tuple[tuple[float, float], float, Steps, dict[str, float]]:
+    """((wall s, CPU s), peak RSS MB, steps, figures) of one stage, run in a fresh spawned process."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(stage, case, queue))
@@ -245,27 +320,71 @@ def run_stage(stage: str, case: Case) -> tuple[float, float, dict[str, float]]:
     return result
 
 
+def report_stages(case: Case, stages: list[str]) -> None:
+    """Run the stages; print per-step wall / CPU, peak RSS and figures, then the per-subject total.
+
+    Steps in ``COHORT_STEPS`` run once per cohort in the workflow (no subject wildcard): they are
+    printed but left out of the per-subject total.
+    """
+    config = case.config()
+    print(f"   ITK threads: registration {config['registration']['threads']}, pet {config['pet']['threads']}; "
+          f"load average before {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    subject, cohort = [0.0, 0.0], [0.0, 0.0]
+    for stage in stages:
+        (wall, cpu), rss_mb, steps, figures = run_stage(stage, case)
+        print(f"  {stage:<10} process wall {wall:7.1f} s  CPU {cpu:7.1f} s  peak RSS {rss_mb:7.0f} MB")
+        for step, (step_wall, step_cpu) in steps.items():
+            once = step in COHORT_STEPS
+            note = "  (once per cohort)" if once else ""
+            print(f"    {step:<24} wall {step_wall:7.1f} s  CPU {step_cpu:7.1f} s{note}")
+            if not step.startswith(" "):  # pipeline steps (sub-steps are indented)
+                total = cohort if once else subject
+                total[:] = [total[0] + step_wall, total[1] + step_cpu]
+        print("    " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()), flush=True)
+    print(f"  per-subject pipeline steps: wall {subject[0]:.1f} s ({subject[0] / 60:.2f} min), CPU {subject[1]:.1f} s; "
+          f"+ once per cohort: wall {cohort[0]:.1f} s, CPU {cohort[1]:.1f} s; "
+          f"load average after {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def real_head_t1(series: Path, out: Path) -> Path:
+    """A real T1 DICOM series -> NIfTI with the project's conversion (validation + dcm2niix)."""
+    from mri2tau.convert.session import convert_series
+    from mri2tau.io.dicom import validate_series
+
+    info = validate_series(series, subject="real")
+    image, _ = convert_series(series, out, info, subject="real")
+    return image
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voxel-mm", type=float, nargs="+", default=[2.0])
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     parser.add_argument("--preset", default="demo", choices=["demo", "paper"],
                         help="whose stage settings (e.g. registration iterations) to use")
+    parser.add_argument("--threads", type=int, help="ITK threads per job (default: the preset's)")
+    parser.add_argument("--real-head", type=Path, help="a real T1 DICOM series folder: MRI stage only, no truth")
+    parser.add_argument("--keep", type=Path, help="copy the MRI QC picture(s) here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from mri2tau.demo.cohort import generate_cohort
 
     for voxel_mm in args.voxel_mm:
         with tempfile.TemporaryDirectory(prefix="mri2tau_bench_") as tmp:
-            root = Path(tmp) / "demo"
-            generate_cohort(root, subjects=1, seed=args.seed, voxel_mm=voxel_mm)
-            subject = next((root / "truth").glob("sub-*")).name[4:]
-            case = Case(root=root, subject=subject, resolution_mm=voxel_mm, out=Path(tmp) / "out", preset=args.preset)
-            print(f"== one demo subject (sub-{subject}) at {voxel_mm:g} mm, {args.preset} preset settings")
-            for stage in args.stages:
-                wall, rss_mb, figures = run_stage(stage, case)
-                shown = "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
-                print(f"  {stage:<12} wall {wall:7.1f} s  peak RSS {rss_mb:7.0f} MB  {shown}", flush=True)
+            case = Case(root=Path(tmp) / "demo", subject="REAL", resolution_mm=voxel_mm, out=Path(tmp) / "out",
+                        preset=args.preset, threads=args.threads)
+            if args.real_head:
+                case = replace(case, t1=real_head_t1(args.real_head, Path(tmp) / "convert"))
+                stages, what = ["mri"], f"real head {args.real_head}"
+            else:
+                generate_cohort(case.root, subjects=1, seed=args.seed, voxel_mm=voxel_mm)
+                case = replace(case, subject=next((case.root / "truth").glob("sub-*")).name[4:])
+                stages, what = args.stages, f"one demo subject (sub-{case.subject})"
+            print(f"== {what} at {voxel_mm:g} mm, {args.preset} preset settings")
+            report_stages(case, stages)
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(case.out / "mri" / "qc.png", args.keep / f"{case.subject}_{voxel_mm:g}mm_qc.png")
 
 
 if __name__ == "__main__":

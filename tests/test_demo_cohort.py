@@ -25,7 +25,9 @@ from scipy import ndimage as ndi
 from mri2tau.demo import anatomy
 from mri2tau.demo.clinical import adnimerge_table, plan_subject
 from mri2tau.demo.cohort import generate_cohort, generate_subject
+from mri2tau.demo.processed_pet import STEP_DESCRIPTIONS
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.adni import description_folder
 from mri2tau.io.dicom_write import vox2world_from_dicom
 from mri2tau.templates import load_template_t1, roi_masks, template_grid
 
@@ -46,7 +48,11 @@ def table(cohort) -> pd.DataFrame:
 
 
 def _series_files(cohort: Path, ptid: str, kind: str) -> list[Path]:
-    folders = [p for p in (cohort / "ADNI" / ptid).iterdir() if ("PET" in p.name) == (kind == "pet")]
+    """The files of the subject's T1, raw PET (``pet``) or ADNI processed PET (``step2``, ``step4``)."""
+    processed = {f"step{k}": description_folder(d) for k, d in STEP_DESCRIPTIONS.items()}
+    names = {"pet": "ADNI_Brain_PET__Raw_Tau", **processed}
+    folders = [p for p in (cohort / "ADNI" / ptid).iterdir()
+               if p.name == names.get(kind) or (kind == "t1" and p.name not in names.values())]
     assert len(folders) == 1, folders
     return sorted(folders[0].glob("*/*/*.dcm"))
 
@@ -186,6 +192,35 @@ def test_pet_dicom_tags(cohort, table):
     slopes = {float(d.RescaleSlope) for d in headers}
     assert len(slopes) > n_slices  # one slope per slice and frame
     assert str(ds.PatientName) == row.planted_patient_name and ds.PatientID == row.planted_patient_id
+
+
+def test_processed_pet_lookalikes(cohort, table):
+    """ADNI steps 2 and 4 beside the raw series: one frame spanning the scan, the raw header's tracer and
+    timing, the frames co-registered (closer to frame 1 than their plain mean) and step 4 smoother."""
+    row = table.iloc[1]
+    raw, raw_headers = _pet_frames(cohort, row.ptid)
+    images = {}
+    for step in (2, 4):
+        files = _series_files(cohort, row.ptid, f"step{step}")
+        volume, headers = _read_volume(files)
+        ds = headers[0]
+        assert ds.SeriesDescription == STEP_DESCRIPTIONS[step] and list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+        assert int(ds.NumberOfTimeSlices) == 1 and len(files) == int(ds.NumberOfSlices) == raw.shape[3]
+        assert int(ds.ActualFrameDuration) == 6 * 300000
+        assert ds.AcquisitionTime == min(d.AcquisitionTime for d in raw_headers)  # the first frame's start
+        rp = ds.RadiopharmaceuticalInformationSequence[0]
+        raw_rp = raw_headers[0].RadiopharmaceuticalInformationSequence[0]
+        assert rp.RadiopharmaceuticalStartDateTime == raw_rp.RadiopharmaceuticalStartDateTime
+        assert ds.SeriesInstanceUID != raw_headers[0].SeriesInstanceUID
+        assert re.search(r"_S\d+_", files[0].name).group(0) in _series_files(cohort, row.ptid, "pet")[0].name
+        images[step] = volume
+    brain = raw[0] > 0.3 * raw[0].max()
+    err_coregistered = np.abs(images[2] - raw[0])[brain].mean()
+    err_plain_mean = np.abs(raw.mean(axis=0) - raw[0])[brain].mean()
+    assert err_coregistered < 0.8 * err_plain_mean, (err_coregistered, err_plain_mean)
+    assert images[4].sum() == pytest.approx(images[2].sum(), rel=0.02)
+    roughness = {k: np.abs(np.diff(v, axis=0)).mean() for k, v in images.items()}
+    assert roughness[4] < 0.9 * roughness[2]  # GE: 5 -> 8 mm FWHM
 
 
 # ---------------------------------------------------------------------------- geometry truth

@@ -207,7 +207,7 @@ def test_phi_values_and_search(tmp_path):
     ds = Dataset()
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^Jane", "PLANTED-ID-42", "19411225"
     ds.InstitutionName = "REMOVED"
-    values = dicom.phi_values(ds)
+    values = bids.phi_values(ds)
     assert {"Doe^Jane", "Jane", "PLANTED-ID-42", "19411225"} <= values and "REMOVED" not in values
     img = nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4))
     img.header["descrip"] = b"id=planted-id-42"
@@ -259,7 +259,7 @@ def test_tcia_pet_header(shared_data):
     ds = dicom.read_header(shared_data / "tcia_pet_slices" / "2.dcm")
     assert dicom.injection_datetime(ds) == dt.datetime(1960, 1, 14, 11, 19, 59)
     assert dicom.acquisition_datetime(ds) > dicom.injection_datetime(ds)
-    assert "ACRIN-FLT-Breast_028" in dicom.phi_values(ds)
+    assert "ACRIN-FLT-Breast_028" in bids.phi_values(ds)
 
 
 def test_pet_header_metadata_injection_times(shared_data):

@@ -103,9 +103,11 @@ def test_keep_going_with_one_corrupt_subject_finishes_the_others(corrupt_run):
     assert res.returncode != 0
     of_bad = {j for j in pet_jobs if f"sub={sub}" in j}
     assert of_bad and len(of_bad) < len(pet_jobs) - 1
-    # everything else finished: only the test split's PET indexes wait for the failed test session
-    # (harmonize_fit needs the training split only, so standardization ran for everyone else)
-    waiting = {f"session_index[split=test,stage={stage}]" for stage in ("suvr", "suvrstd")}
+    # everything else finished: only the test split's PET indexes (and the cohort's regional tables
+    # built on them) wait for the failed test session (harmonize_fit needs the training split only,
+    # so standardization ran for everyone else)
+    waiting = {f"session_index[split=test,stage={stage}]" for stage in ("suvr", "suvrstd", "regional")}
+    waiting |= {"regional_group", "regional_figure"}
     assert planned_jobs(wd, "all") == of_bad | waiting | {"all"}
     # the summary names the failed rule and session, and only that one
     summary = res.stdout[res.stdout.index("Error in rule") :]

@@ -58,7 +58,8 @@ from test_report import build_workdir
 build_workdir(dict(suvr=SUVR_TEMPLATE, suvr_std=SUVR_STD_TEMPLATE, t1_template=T1_TEMPLATE,
                    mask=BRAIN_MASK_TEMPLATE, t1w=T1W, xfm_affine=XFM_AFFINE, xfm_invwarp=XFM_INVWARP),
               SPLITS, HARMONIZATION_PARAMS, f"{{R}}/slices", MODEL_FILE, MODEL_METRICS, config,
-              {{SESSION_INDEX.format(stage=k, split=s): (s, v) for k, v in INDEX_PATTERNS.items() for s in SPLIT_NAMES}})
+              {{SESSION_INDEX.format(stage=k, split=s): (s, INDEX_PATTERNS[k]) for k in ("mri", "suvr", "suvrstd")
+                for s in SPLIT_NAMES}})
 
 
 include: {str(REPO / "workflow/rules/synthesize.smk")!r}
@@ -153,6 +154,11 @@ def test_rules_write_every_table_and_figure(finished):
     assert set(table4["dx_group"]) == {"CN", "MCI", "AD"}  # EMCI -> MCI
     inference = pd.read_csv(results / "eval" / "inference.tsv", sep="\t")
     assert inference["model"].tolist() == list(MODELS) and (inference["n_parameters"] > 1000).all()
+    for model in MODELS:  # rule regional_synth: the synthetic test PET's regional SUVR, one row per session
+        regional = pd.read_csv(results / "derivatives" / "mri2tau" / "group" / f"regional_suvr_synth-{model}_wide.tsv",
+                               sep="\t")
+        assert sorted(regional["participant_id"]) == ["sub-S01", "sub-S02", "sub-S03"]
+        assert (regional["source"] == model).all() and regional["BRAAK1_SUVR"].notna().all()
 
 
 def test_report_html_lists_every_table_and_figure(finished):

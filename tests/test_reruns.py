@@ -88,6 +88,26 @@ def test_reference_region_change_reruns_suvr_and_what_follows_only(done, tmp_pat
     assert not rules_of(planned) & not_again
 
 
+def test_named_reference_region_reruns_suvr_and_regional_tables_never_registration(done, tmp_path):
+    override = config_override(tmp_path / "pet.yaml", {"pet": {"reference_region": "inferior_cerebellar_gm"}})
+    planned = planned_jobs(done, "all", *override)
+    assert planned == forced_jobs(done, ["pet_reference", "suvr"], "all")
+    assert sessions_in(planned, "regional_suvr") == 2 and "regional_group" in rules_of(planned)
+    not_again = {*stage_rules("demo", "convert", "mri", "split"), "pet_motion", "pet_to_t1", "pet_to_template"}
+    assert not rules_of(planned) & not_again
+
+
+def test_pvc_change_reruns_the_regional_tables_only(done, tmp_path):
+    """pet.pvc (and its PSF settings) reach only the regional tables: not SUVR, not standardization."""
+    override = config_override(tmp_path / "pvc.yaml", {"pet": {"pvc": "none"}})
+    planned = planned_jobs(done, "all", *override)
+    assert planned == forced_jobs(done, ["regional_suvr"], "all")
+    assert sessions_in(planned, "regional_suvr") == 2
+    assert rules_of(planned) == {"regional_suvr", "session_index", "regional_group", "regional_figure", "all"}
+    fwhm = config_override(tmp_path / "fwhm.yaml", {"pet": {"pvc_resampling_fwhm_mm": 3.0}})
+    assert planned_jobs(done, "all", *fwhm) == planned
+
+
 def test_harmonization_setting_change_reruns_harmonization_only(done, tmp_path):
     override = config_override(tmp_path / "h.yaml", {"harmonization": {"robust_percentile": 2.0}})
     planned = planned_jobs(done, "all", *override)

@@ -119,3 +119,23 @@ def test_sessions_in_split_are_the_rows_the_split_rule_writes(tmp_path):
     paper_pairs().iloc[:100].to_csv(pairs_path, sep="\t", index=False)  # a new selection
     both = [sessions_in_split(pairs_path, s, test_fraction=0.2, seed=3, stratify_by="dx") for s in ("train", "test")]
     assert sum(map(len, both)) == 100 and len(both[1]) == 20
+
+
+def test_longitudinal_pairs_split_by_subject_with_the_first_visit_stratum(tmp_path):
+    """data.sessions: all: sessions_in_split (the workflow's input functions) keeps every visit of a subject on
+    one side; the stratum is the earliest visit's (by PET date, not the label: m108 sorts before m48)."""
+    pairs = paper_pairs(extra_sessions=40).assign(pet_date="2019-01-01")
+    later = pairs["ses"] == "m12"
+    pairs.loc[later, ["ses", "pet_date", "dx"]] = ["m108", "2024-01-01", "AD"]  # a later visit, another DX
+    pairs.loc[~later, "ses"] = "m48"
+    path = tmp_path / "pairs.tsv"
+    pairs.to_csv(path, sep="\t", index=False)
+    kwargs = dict(test_fraction=0.2, seed=5, stratify_by=("dx",))
+    train, test = (sessions_in_split(path, s, **kwargs) for s in ("train", "test"))
+    assert len(train) + len(test) == len(pairs) and not {s for s, _ in train} & {s for s, _ in test}
+    splits = stratified_split(pairs, **kwargs)
+    per_dx = splits[(splits["split"] == "test") & (splits["ses"] == "m48")].groupby("dx").size()
+    assert per_dx.get("CN", 0) == round(PAPER_COUNTS["CN"] * 0.2)  # baseline DX decides (AD would shift it)
+    pd.concat([pairs, pairs.iloc[:1]]).to_csv(path, sep="\t", index=False)
+    with pytest.raises(PipelineInputError, match="listed twice"):
+        sessions_in_split(path, "train", **kwargs)

@@ -67,12 +67,20 @@ def test_slurm_profile_keys():
     assert prof["executor"] == "slurm"
     assert prof["slurm-status-command"] == "squeue"  # no slurmdbd -> sacct cannot answer
     assert {"slurm_partition", "mem_mb", "runtime"} <= set(prof["default-resources"])
-    for rule, res in prof["set-resources"].items():
-        assert res.get("gpu", 0) >= 1 or "gpu" in res.get("gres", ""), f"{rule} asks no GPU"
+    for rule, res in prof["set-resources"].items():  # resources live in the config, not here
+        assert set(res) == {"slurm_partition"}, f"{rule}: the profile repeats config resources {sorted(res)}"
+
+
+def test_paper_preset_asks_a_gpu_for_every_gpu_rule():
+    """GPU counts come from the config (one place): the paper preset asks one per GPU-capable job."""
+    from mri2tau.config import resolve_config
+
+    paper = resolve_config({"preset": "paper"})
+    assert [paper[s]["gpus"] for s in ("train", "synthesize", "classifier")] == [1, 1, 1]
 
 
 def test_every_gpu_rule_gets_a_gpu_on_slurm():
-    """Rules declaring a ``gpu`` resource get one GPU (and the GPU partition) in profiles/slurm.
+    """Rules declaring a ``gpu`` resource get the GPU partition in profiles/slurm.
 
     set-resources silently ignores unknown rule names, so a renamed rule would lose its GPU.
     """

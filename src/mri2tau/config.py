@@ -2,7 +2,7 @@
 
 The user's ``config.yaml`` names a ``preset`` (``demo`` or ``paper``); every key it sets
 overrides the preset's value (deep merge). The merged dict is validated section by section
-against the JSON schemas in ``workflow/schemas/`` so a wrong key or type fails at start-up
+against the JSON schemas shipped in ``mri2tau/schemas/`` so a wrong key or type fails at start-up
 with a message naming the key.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 PRESETS = ("demo", "paper")
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"  # package data: works installed too
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -72,6 +72,16 @@ def validate_config(config: dict[str, Any], schema_dir: Path = SCHEMA_DIR) -> No
     for section, path in schema_files(schema_dir).items():
         if section in config:
             check(config[section], path, section)
+    check_combinations(config)
+
+
+def check_combinations(config: dict[str, Any]) -> None:
+    """Settings valid alone but not together: raise ``ValueError`` naming the keys."""
+    matching = config.get("harmonization", {}).get("resolution_matching", {})
+    if config.get("data", {}).get("pet_input") == "uniform" and matching.get("enabled"):
+        raise ValueError("config keys 'data.pet_input' and 'harmonization.resolution_matching.enabled': ADNI's "
+                         "uniform-resolution PET (step 4) is already smoothed to a common resolution; set "
+                         "harmonization.resolution_matching.enabled: false (or data.pet_input: auto)")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

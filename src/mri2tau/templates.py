@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import nibabel as nib
 import numpy as np
@@ -109,6 +111,11 @@ def load_template_mask(resolution_mm: float, path: str | None = None) -> nib.Nif
     return nib.Nifti1Image(mask.astype(np.uint8), out.affine)
 
 
+def template_brain(resolution_mm: float, path: str | None = None) -> np.ndarray:
+    """The template brain mask (:func:`load_template_mask`) as a boolean array on the template grid."""
+    return np.asarray(load_template_mask(resolution_mm, path).dataobj) > 0
+
+
 @functools.lru_cache(maxsize=8)
 def load_atlas(name: str, resolution_mm: float) -> tuple[nib.Nifti1Image, pd.DataFrame]:
     """Label map (int32, nearest-neighbour resampled to the template grid) and its label table.
@@ -149,7 +156,7 @@ META_TEMPORAL_REGIONS = [
 ]
 
 
-def _dk_label_values(labels: pd.DataFrame, region: str) -> list[int]:
+def dk_label_values(labels: pd.DataFrame, region: str) -> list[int]:
     """Label values of a DK region in both hemispheres (cortical ``ctx-?h-`` or aseg names)."""
     names = {f"ctx-lh-{region}", f"ctx-rh-{region}", f"Left-{region}", f"Right-{region}"}
     values = labels.loc[labels["name"].isin(names), "index"].astype(int).tolist()
@@ -165,9 +172,30 @@ def roi_masks(resolution_mm: float) -> dict[str, np.ndarray]:
     groups = dict(BRAAK_REGIONS, meta_temporal=META_TEMPORAL_REGIONS)
     out: dict[str, np.ndarray] = {}
     for roi, regions in groups.items():
-        values = [v for region in regions for v in _dk_label_values(labels, region)]
+        values = [v for region in regions for v in dk_label_values(labels, region)]
         out[roi] = np.isin(data, values)
     return out
+
+
+# AAL cerebellar labels (hemispheres, L/R = odd/even): Crus I 9001/2, Crus II 9011/2, lobules
+# III 9021/2, IV-V 9031/2, VI 9041/2, VIIb 9051/2, VIII 9061/2, IX 9071/2, X 9081/2; vermis 9100-9170.
+AAL_CEREBELLUM = tuple(range(9001, 9083))
+AAL_INFERIOR_CEREBELLUM = (9001, 9002, 9011, 9012, 9051, 9052, 9061, 9062, 9071, 9072, 9081, 9082)
+AAL_VERMIS = tuple(range(9100, 9171))
+# Pons: the Desikan-Killiany Brain-Stem between the pontomedullary and pontomesencephalic
+# junctions, z = -46 .. -20 mm in MNI152NLin6Asym (where the basis pontis bulges anteriorly: the
+# template's 1 mm brainstem reaches y >= -19 mm only inside this slab).
+PONS_Z_MM = (-46.0, -20.0)
+
+
+def _aal_mask(resolution_mm: float, labels: tuple[int, ...]) -> np.ndarray:
+    aal, _ = load_atlas("aal", resolution_mm)
+    return np.isin(np.asarray(aal.dataobj), labels)
+
+
+def _dk_mask(resolution_mm: float, names: list[str]) -> np.ndarray:
+    dk, labels = load_atlas("desikan_killiany", resolution_mm)
+    return np.isin(np.asarray(dk.dataobj), labels.loc[labels["name"].isin(names), "index"].astype(int).tolist())
 
 
 def cerebellar_gm_atlas_mask(resolution_mm: float) -> np.ndarray:
@@ -175,6 +203,50 @@ def cerebellar_gm_atlas_mask(resolution_mm: float) -> np.ndarray:
 
     The tissue (gray-matter) restriction and erosion are applied by the PET stage.
     """
-    aal, _ = load_atlas("aal", resolution_mm)
-    data = np.asarray(aal.dataobj)
-    return (data >= 9001) & (data <= 9082)
+    return _aal_mask(resolution_mm, AAL_CEREBELLUM)
+
+
+def inferior_cerebellar_atlas_mask(resolution_mm: float) -> np.ndarray:
+    """AAL Crus I/II and lobules VIIb, VIII, IX, X of both hemispheres (no vermis; template grid).
+
+    The UC Berkeley tau reference (inferior cerebellar gray matter) before the gray-matter restriction.
+    """
+    return _aal_mask(resolution_mm, AAL_INFERIOR_CEREBELLUM)
+
+
+def whole_cerebellum_atlas_mask(resolution_mm: float) -> np.ndarray:
+    """Whole cerebellum, gray and white matter: AAL cerebellum + vermis, or DK Cerebellum-Cortex/-White-Matter."""
+    dk = _dk_mask(resolution_mm, [f"{h}-Cerebellum-{t}" for h in ("Left", "Right") for t in ("Cortex", "White-Matter")])
+    return _aal_mask(resolution_mm, AAL_CEREBELLUM + AAL_VERMIS) | dk
+
+
+def pons_atlas_mask(resolution_mm: float) -> np.ndarray:
+    """Pons: DK Brain-Stem voxels whose centre lies in :data:`PONS_Z_MM` (template grid)."""
+    dk, _ = load_atlas("desikan_killiany", resolution_mm)
+    z = dk.affine[2, 2] * np.arange(dk.shape[2]) + dk.affine[2, 3]
+    slab = (z >= PONS_Z_MM[0]) & (z <= PONS_Z_MM[1])
+    return _dk_mask(resolution_mm, ["Brain-Stem"]) & slab[None, None, :]
+
+
+CEREBELLAR_GM = "cerebellar_gm"
+
+
+class ReferenceRegion(NamedTuple):
+    """A named reference region: atlas mask (template grid), tissue restriction, definition."""
+
+    atlas_mask: Callable[[float], np.ndarray]
+    gray_matter_only: bool  # else restricted to the template brain mask
+    definition: str
+
+
+# Named PET reference regions (pet.reference_region); the PET stage applies the tissue restriction and erosion.
+REFERENCE_REGIONS: dict[str, ReferenceRegion] = {
+    CEREBELLAR_GM: ReferenceRegion(cerebellar_gm_atlas_mask, True,
+                                   "AAL cerebellar cortex 9001-9082 ∩ template gray matter"),
+    "inferior_cerebellar_gm": ReferenceRegion(inferior_cerebellar_atlas_mask, True,
+                                              "AAL Crus I/II and lobules VIIb-X (no vermis) ∩ template gray matter"),
+    "whole_cerebellum": ReferenceRegion(whole_cerebellum_atlas_mask, False,
+                                        "AAL cerebellum + vermis ∪ DK Cerebellum-Cortex/-White-Matter, ∩ brain mask"),
+    "pons": ReferenceRegion(pons_atlas_mask, False,
+                            "DK Brain-Stem between z = -46 and -20 mm (MNI152NLin6Asym), ∩ brain mask"),
+}

@@ -256,8 +256,8 @@ def declared_rules() -> frozenset[str]:
 
 # ---------------------------------------------------------------- reference run
 # Conversion and preprocessing; split is included because PET harmonization is fitted on the
-# training subjects.
-PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet", "split", "index")
+# training subjects; regional: every session's regional SUVR table and the cohort's.
+PREPROCESSING_STAGES = ("demo", "convert", "mri", "pet", "split", "index", "regional")
 _REFERENCE: dict[str, Path] = {}
 
 

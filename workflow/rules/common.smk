@@ -2,20 +2,22 @@
 import csv
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
-from mri2tau.config import resolve_config, schema_files
+from mri2tau.config import resolve_config, validate_config
 from mri2tau.data.split import sessions_in_split
+from mri2tau.io.derivatives import sidecar_path
 
 min_version("9.0")
 
 _resolved = resolve_config(config)
 config.clear()
 config.update(_resolved)
-validate(config, "../schemas/config.schema.yaml")
-for _section, _schema in schema_files(Path(workflow.basedir) / "workflow" / "schemas").items():
-    if _section in config:
-        validate(config[_section], str(_schema))
+try:  # the package's one validation (schemas in mri2tau/schemas, then cross-key checks)
+    validate_config(config)
+except ValueError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
 
 R = config["results_dir"]
 TPL = config["template"]["name"]
@@ -55,7 +57,16 @@ XFM_PET2T1 = f"{_D}/pet/{_S}_from-pet_to-T1w_mode-image_xfm.mat"
 SUVR_TEMPLATE = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-suvr_pet.nii.gz"
 SUVR_STATS = f"{_D}/pet/{_S}_trc-18FAV1451_desc-reference_stats.tsv"
 SUVR_STD_TEMPLATE = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-suvrstd_pet.nii.gz"
+REGIONAL_TSV = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-regional_stats.tsv"
 HARMONIZATION_PARAMS = f"{DERIV}/harmonization.json"
+DERIV_DESCRIPTION = f"{DERIV}/dataset_description.json"
+GROUP = f"{DERIV}/group"
+
+
+def sidecar(pattern):
+    """The BIDS JSON sidecar path of an image or table pattern (``x.nii.gz`` / ``x.tsv`` -> ``x.json``)."""
+    return str(sidecar_path(pattern))
+
 SPLITS = f"{R}/splits.tsv"
 
 
@@ -100,6 +111,7 @@ INDEX_PATTERNS = {
                 xfm_affine=XFM_AFFINE, xfm_invwarp=XFM_INVWARP),
     "suvr": dict(suvr_template=SUVR_TEMPLATE),
     "suvrstd": dict(suvrstd_template=SUVR_STD_TEMPLATE),
+    "regional": dict(regional_tsv=REGIONAL_TSV, regional_json=sidecar(REGIONAL_TSV)),
 }
 
 

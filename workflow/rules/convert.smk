@@ -1,5 +1,6 @@
 # Stage: convert. ADNI DICOM tree + clinical CSV -> selected MRI-PET pairs -> raw BIDS.
-from mri2tau.convert.select import session_dicom_dirs
+from mri2tau.convert.select import session_dicom_dirs, session_series
+from mri2tau.io.adni import clinical_csv_path
 
 PARTICIPANTS_JSON = f"{BIDS}/participants.json"
 BIDS_README = f"{BIDS}/README"
@@ -9,7 +10,7 @@ BIDS_CHANGES = f"{BIDS}/CHANGES"
 checkpoint select_series:
     input:
         dicom=config["data"]["dicom_root"],
-        csv=config["data"]["clinical_csv"],
+        csv=str(clinical_csv_path(config["data"]["clinical_csv"])),
     output:
         pairs=PAIRS,
         excluded=EXCLUDED,
@@ -27,6 +28,9 @@ checkpoint select_series:
         exclude_patterns=config["data"].get("exclude_description_patterns", []),
         max_days=config["data"]["max_mri_pet_days"],
         exclude_subjects=config["data"].get("exclude_subjects", []),
+        pet_input=config["data"]["pet_input"],
+        sessions=config["data"]["sessions"],
+        pet_n_frames=config["data"]["pet_n_frames"],
     script:
         "../scripts/select_series.py"
 
@@ -52,7 +56,10 @@ rule convert_session:
         mem_mb=2000,
         runtime=20,
     params:
-        expected_frames=config["data"]["pet_n_frames"],
+        # the selected series (pairs.tsv): SeriesInstanceUIDs, PET input (raw / ADNI step), frames
+        series=lambda w: session_series(
+            checkpoints.select_series.get().output.pairs, w.sub, w.ses
+        ),
     script:
         "../scripts/convert_session.py"
 

@@ -25,6 +25,8 @@ if config["data"]["source"] == "demo":
                 "seed": config["demo"]["seed"],
                 "voxel_mm": config["demo"]["voxel_mm"],
                 "all_manufacturers": config["demo"].get("all_manufacturers", False),
+                "processed_pet_steps": config["demo"]["processed_pet_steps"],
+                "second_visits": config["demo"]["second_visits"],
             },
         script:
             "../scripts/demo_cohort.py"

@@ -9,6 +9,8 @@ FIG_DIR = f"{EVAL_DIR}/figures"
 CLASSIFIER_DIR = f"{R}/classifier"
 _EVAL = config["evaluate"]
 _CLF = config["classifier"]
+# per model: the synthetic test PET's regional SUVR (layout of the cohort tables, regional.smk)
+REGIONAL_SYNTH = f"{GROUP}/regional_suvr_synth-{{{{model}}}}_{{table}}.{{ext}}"
 EVAL_TABLES = {  # stem (= caption workflow/report/<stem>.rst) -> report category
     "table1_ablation": "Image metrics",
     "table3_models": "Image metrics",
@@ -120,6 +122,35 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule regional_synth:
+    input:
+        synth=SYNTH_DIR,
+        splits=SPLITS,
+    output:
+        wide=REGIONAL_SYNTH.format(table="wide", ext="tsv"),
+        wide_json=REGIONAL_SYNTH.format(table="wide", ext="json"),
+        long=REGIONAL_SYNTH.format(table="long", ext="tsv"),
+        long_json=REGIONAL_SYNTH.format(table="long", ext="json"),
+    log:
+        "logs/regional_synth/{model}.log",
+    wildcard_constraints:
+        model="|".join(map(re.escape, SYNTH_MODELS)) or "no-model-enabled",
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: 1
+    resources:
+        mem_mb=_EVAL["mem_mb"],
+        runtime=_EVAL["runtime_min"],
+    params:
+        reference_region=config["pet"]["reference_region"],
+        resolution_mm=config["template"]["resolution_mm"],
+        erosion_vox=config["pet"]["erosion_vox"],
+        template_path=config["template"].get("path"),
+        template_mask=config["template"].get("mask_path"),
+    script:
+        "../scripts/regional_synth.py"
+
+
 rule classifier_train:
     input:
         slices=SLICES_CENTRAL.format(split="train"),
@@ -183,6 +214,10 @@ rule classifier_test:
 
 FINAL_TARGETS.extend(
     [
+        *expand(
+            REGIONAL_SYNTH.format(table="wide", ext="tsv"),
+            model=SYNTH_MODELS,
+        ),
         f"{EVAL_DIR}/table3_models.html",
         f"{FIG_DIR}/loss_curves.png",
         f"{CLASSIFIER_DIR}/table5_classifier.html",

@@ -7,13 +7,15 @@ PET_MEAN_TEMPLATE = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-mean_pet.nii.
 PET_REFERENCE_MASK = f"{DERIV}/tpl-{TPL}/tpl-{TPL}_desc-petreference_mask.nii.gz"
 PET_QC = f"{R}/qc/sub-{{sub}}_ses-{{ses}}_desc-pet_qc.png"
 
+from mri2tau.templates import REFERENCE_REGIONS
+
 _PET = config["pet"]
 _RES = config["template"]["resolution_mm"]
 _TPL_PATH = config["template"].get("path")
 _TPL_MASK = config["template"].get("mask_path")
-# a user reference mask is an input (editing the file reruns SUVR); cerebellar_gm needs none
+# a user reference mask is an input (editing the file reruns SUVR); a named region needs none
 _REFERENCE_INPUT = (
-    [] if _PET["reference_region"] == "cerebellar_gm" else [_PET["reference_region"]]
+    [] if _PET["reference_region"] in REFERENCE_REGIONS else [_PET["reference_region"]]
 )
 
 
@@ -23,6 +25,7 @@ rule pet_motion:
         sidecar=PET_JSON,
     output:
         mean=PET_MEAN_NATIVE,
+        mean_json=sidecar(PET_MEAN_NATIVE),
         motion=PET_MOTION,
     log:
         log_path("pet_motion"),
@@ -66,6 +69,7 @@ rule pet_to_template:
         affine=XFM_AFFINE,
     output:
         pet=PET_MEAN_TEMPLATE,
+        pet_json=sidecar(PET_MEAN_TEMPLATE),
     log:
         log_path("pet_to_template"),
     conda:
@@ -87,6 +91,7 @@ rule pet_reference:
         _REFERENCE_INPUT,
     output:
         mask=PET_REFERENCE_MASK,
+        mask_json=sidecar(PET_REFERENCE_MASK),
     log:
         log_path("pet_reference", per_subject=False),
     conda:
@@ -112,6 +117,7 @@ rule suvr:
         motion=PET_MOTION,
     output:
         suvr=SUVR_TEMPLATE,
+        suvr_json=sidecar(SUVR_TEMPLATE),
         stats=SUVR_STATS,
     log:
         log_path("suvr"),
@@ -133,6 +139,7 @@ rule pet_qc:
     input:
         suvr=SUVR_TEMPLATE,
         t1=T1_TEMPLATE,
+        sidecar=PET_JSON,
     output:
         png=report(
             PET_QC, category="QC", subcategory="PET", caption="../report/qc_pet.rst"
@@ -184,6 +191,7 @@ rule harmonize_apply:
         reference=PET_REFERENCE_MASK,
     output:
         suvr=SUVR_STD_TEMPLATE,
+        suvr_json=sidecar(SUVR_STD_TEMPLATE),
     log:
         log_path("harmonize_apply"),
     conda:

@@ -70,7 +70,7 @@ rule train_model_3d:
         "../../envs/train.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=config["train"]["mem_mb"],
+        mem_mb=config["train"]["mem_mb_3d"],
         runtime=config["train"]["runtime_min"],
         gpu=config["train"]["gpus"],  # SLURM: --gpus (profiles/slurm sets 1 on its GPU partition)
     params:

@@ -1,8 +1,10 @@
 """Subject-level train/test split, stratified by diagnosis, seeded; and the leakage check.
 
 The split depends only on the pairs table (``results/convert/pairs.tsv``: one row per
-selected MRI-PET session with ``sub, ses, ptid, dx, dx_group, manufacturer``), never on
-images, so reprocessing PET (another reference region, another harmonization) keeps it.
+selected MRI-PET session with ``sub, ses, ptid, dx, dx_group, manufacturer``; with
+``data.sessions: all`` a subject has several), never on images, so reprocessing PET (another
+reference region, another harmonization) keeps it. A subject is one unit: all its sessions go to
+the same side, and its stratum is that of its first session.
 
 Per stratum (default: baseline diagnosis ``dx`` = CN/SMC/EMCI/LMCI/AD) the number of test
 subjects is ``n_stratum * test_fraction`` rounded by the largest-remainder method, so every
@@ -12,7 +14,6 @@ stratum is within one subject of its target and the total is ``round(n * test_fr
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import write_tsv_atomic
+from mri2tau.io.cache import per_file_version
 from mri2tau.log import get_logger
 
 log = get_logger("data.split")
@@ -47,14 +49,16 @@ def allocate_test_counts(stratum_sizes: dict[str, int], test_fraction: float) ->
 
 
 def subject_table(pairs: pd.DataFrame, stratify_by: Sequence[str]) -> pd.DataFrame:
-    """One row per subject (its first session) with a ``stratum`` key built from ``stratify_by``."""
+    """One row per subject (its first session: earliest ``pet_date`` when the table has one, else
+    the first ``ses`` label) with a ``stratum`` key built from ``stratify_by``."""
     missing = [c for c in ["sub", "ses", *stratify_by] if c not in pairs.columns]
     if missing:
         raise PipelineInputError(
             f"pairs table lacks column(s) {missing}", stage="split",
             fix="rerun the convert stage, or set split.stratify_by to existing columns",
         )
-    first = pairs.sort_values(["sub", "ses"]).drop_duplicates("sub").copy()
+    order = ["sub", "pet_date", "ses"] if "pet_date" in pairs.columns else ["sub", "ses"]
+    first = pairs.sort_values(order).drop_duplicates("sub").copy()
     keys = first[list(stratify_by)].astype("string").fillna(MISSING_STRATUM)
     first["stratum"] = keys.agg("|".join, axis=1)
     if (keys == MISSING_STRATUM).any(axis=None):
@@ -120,6 +124,11 @@ def split_pairs_table(
     table = pd.read_csv(pairs, sep="\t", dtype={"sub": str, "ses": str, "ptid": str})
     if table.empty:
         raise PipelineInputError("pairs table is empty: no subject to split", stage="split", path=pairs)
+    twice = table[table.duplicated(["sub", "ses"], keep=False)]
+    if not twice.empty:
+        listed = sorted(set(zip(twice["sub"], twice["ses"], strict=True)))
+        raise PipelineInputError(f"sessions listed twice in the pairs table: {listed}", stage="split", path=pairs,
+                                 fix="rerun the select_series step; never edit pairs.tsv")
     splits = stratified_split(table, test_fraction=test_fraction, seed=seed, stratify_by=keys)
     check_no_leakage(splits)
     return splits
@@ -134,14 +143,13 @@ def sessions_in_split(
     the split is a deterministic function of the pairs table and the ``split`` settings, so the
     workflow needs no second checkpoint. Cached per version (path, mtime, size) of the table.
     """
-    stat = Path(pairs).stat()
     keys = (stratify_by,) if isinstance(stratify_by, str) else tuple(stratify_by)
-    table = _cached_split(str(pairs), stat.st_mtime_ns, stat.st_size, float(test_fraction), int(seed), keys)
+    table = _cached_split(pairs, float(test_fraction), int(seed), keys)
     return [(sub, ses) for sub, ses, which in table if which == split]
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_split(pairs: str, mtime_ns: int, size: int, test_fraction: float, seed: int,
+@per_file_version(maxsize=8)
+def _cached_split(pairs: str, test_fraction: float, seed: int,
                   stratify_by: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
     splits = split_pairs_table(pairs, test_fraction=test_fraction, seed=seed, stratify_by=stratify_by)
     return tuple(zip(splits["sub"], splits["ses"], splits["split"]))

@@ -1,4 +1,4 @@
-"""``mri2tau demo-cohort OUT --subjects N --seed S --voxel-mm V [--all-manufacturers]``."""
+"""``mri2tau demo-cohort OUT --subjects N --seed S --voxel-mm V [--all-manufacturers] [--second-visits K]``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--voxel-mm", type=float, default=2.0, help="isotropic T1 voxel size in mm (default 2)")
     p.add_argument("--all-manufacturers", action="store_true",
                    help="also write every subject's blurred SUVR truth under each manufacturer")
+    p.add_argument("--processed-pet-steps", type=int, nargs="*", default=[2, 4], choices=[2, 3, 4],
+                   help="ADNI processed PET look-alikes beside each raw series (default 2 4; none: no value)")
+    p.add_argument("--second-visits", type=int, default=0,
+                   help="subjects with a second tau PET visit + T1 one year later (default 0)")
     p.set_defaults(func=_run)
 
 
@@ -32,7 +36,8 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging()
     try:
         generate_cohort(args.out, subjects=args.subjects, seed=args.seed, voxel_mm=args.voxel_mm,
-                        all_manufacturers=args.all_manufacturers)
+                        all_manufacturers=args.all_manufacturers, processed_pet_steps=args.processed_pet_steps,
+                        second_visits=args.second_visits)
     except PipelineInputError as exc:
         print(f"mri2tau demo-cohort: {exc}", file=sys.stderr)
         return 2

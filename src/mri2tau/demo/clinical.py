@@ -10,7 +10,6 @@ T1s, and one subject (the last) with an MRI-PET gap > 100 days.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,11 +51,6 @@ _APOE4_P = {"CN": (0.7, 0.27, 0.03), "SMC": (0.65, 0.3, 0.05), "EMCI": (0.55, 0.
 def subject_rng(seed: int, index: int, stream: int) -> np.random.Generator:
     """Independent random stream ``stream`` of subject ``index`` for cohort ``seed``."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, stream)))
-
-
-def folder_name(description: str) -> str:
-    """ADNI download folder name of a series description (spaces/special chars -> ``_``)."""
-    return re.sub(r"[^A-Za-z0-9\-]", "_", description)
 
 
 @dataclass
@@ -191,3 +185,23 @@ def cohort_table(plans: list[SubjectPlan]) -> pd.DataFrame:
             "planted_birth_date": d["planted_birth_date"],
         })
     return pd.DataFrame(rows)
+
+
+def followup_rows(plans: list[SubjectPlan], days: int, viscode: str, image_offset: int) -> pd.DataFrame:
+    """ADNIMERGE rows of a follow-up visit ``days`` after each plan's baseline (same diagnosis;
+    AGE stays the baseline age, as in ADNIMERGE)."""
+    rows = adnimerge_table(plans)
+    exam = pd.to_datetime(rows["EXAMDATE"]) + pd.Timedelta(days=days)
+    months = round(days / 30.4375)
+    return rows.assign(VISCODE=viscode, EXAMDATE=exam.dt.strftime("%Y-%m-%d"), IMAGEUID=rows["IMAGEUID"] + image_offset,
+                       Years_bl=round(days / 365.25, 4), Month_bl=float(months), Month=months, M=months)
+
+
+def visits_table(plans: list[SubjectPlan], followups: list[SubjectPlan], days: int, viscode: str) -> pd.DataFrame:
+    """``truth/visits.tsv``: every tau PET visit (``bl`` for all, ``viscode`` for ``followups``) with
+    its MRI and PET dates and whether it pairs within the window."""
+    base = cohort_table(plans)[["ptid", "sub", "viscode", "mri_date", "pet_date", "gap_days", "expected_pair"]]
+    later = base[base["ptid"].isin([p.ptid for p in followups])].copy()
+    for column in ("mri_date", "pet_date"):
+        later[column] = (pd.to_datetime(later[column]) + pd.Timedelta(days=days)).dt.strftime("%Y-%m-%d")
+    return pd.concat([base, later.assign(viscode=viscode)], ignore_index=True)

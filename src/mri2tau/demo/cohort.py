@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -31,7 +32,9 @@ from mri2tau.demo.clinical import (
 )
 from mri2tau.demo.atrophy import STREAM_ATROPHY, SubjectAtrophy, csf_intensity, subject_atrophy, volume_table
 from mri2tau.demo.deform import SubjectDeformation, apply_affine, random_deformation, random_rigid, template_lattice
+from mri2tau.demo.followup import add_followups
 from mri2tau.demo.pet import frame_timing, motion_matrices, quantise_per_slice, random_motion, render_frames
+from mri2tau.demo.processed_pet import write_processed_pet
 from mri2tau.demo.scanner import PET_FOV_MM, T1_FOV_MM, dcm2niix_layout, scanner_grid
 from mri2tau.demo.t1 import T1Image, render_t1
 from mri2tau.errors import PipelineInputError
@@ -42,6 +45,7 @@ log = get_logger("demo")
 
 HEAD_CENTRE_TEMPLATE_MM = np.array([0.0, -18.0, 10.0])  # centre of the FOVs (template world)
 COORD_STEP_MM = 1.0 / 128.0  # storage step (mm) of the coordinate truth fields, exact in float32
+PROCESSED_PET_STEPS = (2, 4)  # ADNI processed PET look-alikes beside the raw series (demo/processed_pet.py)
 MOTION_COLUMNS = ["frame", "trans_x_mm", "trans_y_mm", "trans_z_mm", "rot_x_deg", "rot_y_deg", "rot_z_deg"]
 
 
@@ -169,8 +173,10 @@ def _pet_part(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path, f
 
 
 def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path,
-                     truth_root: Path, all_manufacturers: bool) -> None:
-    """Render one subject's T1 + PET DICOM series and its truth folder ``truth_root/sub-<label>``."""
+                     truth_root: Path, all_manufacturers: bool,
+                     processed_pet_steps: Sequence[int] = PROCESSED_PET_STEPS) -> None:
+    """Render one subject's T1 + PET DICOM series (+ ADNI's processed PET ``processed_pet_steps``)
+    and its truth folder ``truth_root/sub-<label>``."""
     folder = truth_root / f"sub-{plan.sub}"
     folder.mkdir(parents=True)
     blurred, suvr_params = _suvr_part(plan, seed, voxel_mm, truth_root, all_manufacturers)
@@ -180,6 +186,14 @@ def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: 
     _pet_part(plan, seed, voxel_mm, dicom_root, folder, deformation, head_native, blurred)
     info.update(suvr=suvr_params, manufacturer=plan.manufacturer, dx_bl=plan.dx_bl, dx_group=plan.dx_group)
     (folder / "subject.json").write_text(json.dumps(info, indent=2) + "\n")
+    _processed_pet_part(plan, seed, dicom_root, folder, processed_pet_steps)
+
+
+def _processed_pet_part(plan: SubjectPlan, seed: int, dicom_root: Path, folder: Path, steps: Sequence[int]) -> None:
+    """ADNI's processed PET look-alikes beside the raw series, from the true motion and vendor PSF."""
+    if steps:
+        motions = [np.array(m) for m in json.loads((folder / "pet.json").read_text())["motion_frame1_to_framek"]]
+        write_processed_pet(dicom_root, plan, seed, steps, motions, anatomy.VENDORS[plan.manufacturer].psf_fwhm_mm)
 
 
 def _check_args(subjects: int, voxel_mm: float) -> None:
@@ -203,11 +217,14 @@ def _replace(src: Path, dst: Path) -> None:
 
 def write_demo_cohort(dicom_root: str | Path, clinical_csv: str | Path, truth_dir: str | Path,
                       subjects: int = 12, seed: int = 0, voxel_mm: float = 2.0,
-                      all_manufacturers: bool = False) -> pd.DataFrame:
+                      all_manufacturers: bool = False, processed_pet_steps: Sequence[int] = PROCESSED_PET_STEPS,
+                      second_visits: int = 0) -> pd.DataFrame:
     """Generate the cohort into the three given paths (the Snakemake rule's outputs).
 
     ``dicom_root``: folder of ``<PTID>/...`` series; ``clinical_csv``: ADNIMERGE-shaped CSV;
-    ``truth_dir``: ``cohort.tsv`` + ``sub-<label>/``. Returns the cohort table.
+    ``truth_dir``: ``cohort.tsv`` + ``visits.tsv`` + ``sub-<label>/``. ``processed_pet_steps``: ADNI
+    processed PET look-alikes per subject; ``second_visits``: subjects with a follow-up visit.
+    Returns the cohort table.
     """
     _check_args(subjects, voxel_mm)
     dicom_root, clinical_csv, truth_dir = Path(dicom_root), Path(clinical_csv), Path(truth_dir)
@@ -220,12 +237,14 @@ def write_demo_cohort(dicom_root: str | Path, clinical_csv: str | Path, truth_di
             log.info("demo subject %s (%s, %s, %s T1)", plan.ptid, plan.dx_bl, plan.manufacturer,
                      plan.t1_orientation)
             generate_subject(plan, seed, voxel_mm, tmp_path / "ADNI", tmp_path / "truth",
-                             all_manufacturers)
+                             all_manufacturers, processed_pet_steps)
         adnimerge_table(plans).to_csv(tmp_path / "ADNIMERGE.csv", index=False)
         table = cohort_table(plans)
         table.to_csv(tmp_path / "truth" / "cohort.tsv", sep="\t", index=False)
+        add_followups(plans, second_visits, seed, tmp_path)
         params = {"subjects": subjects, "seed": seed, "voxel_mm": voxel_mm,
-                  "all_manufacturers": all_manufacturers}
+                  "all_manufacturers": all_manufacturers, "processed_pet_steps": list(processed_pet_steps),
+                  "second_visits": second_visits}
         (tmp_path / "truth" / "generator.json").write_text(json.dumps(params, indent=2) + "\n")
         _replace(tmp_path / "ADNI", dicom_root)
         _replace(tmp_path / "truth", truth_dir)
@@ -236,8 +255,10 @@ def write_demo_cohort(dicom_root: str | Path, clinical_csv: str | Path, truth_di
 
 
 def generate_cohort(out_dir: str | Path, subjects: int = 12, seed: int = 0, voxel_mm: float = 2.0,
-                    all_manufacturers: bool = False) -> pd.DataFrame:
+                    all_manufacturers: bool = False, processed_pet_steps: Sequence[int] = PROCESSED_PET_STEPS,
+                    second_visits: int = 0) -> pd.DataFrame:
     """``out_dir/ADNI``, ``out_dir/ADNIMERGE.csv`` and ``out_dir/truth`` (see docs/demo-cohort.md)."""
     out = Path(out_dir)
     return write_demo_cohort(out / "ADNI", out / "ADNIMERGE.csv", out / "truth", subjects=subjects,
-                             seed=seed, voxel_mm=voxel_mm, all_manufacturers=all_manufacturers)
+                             seed=seed, voxel_mm=voxel_mm, all_manufacturers=all_manufacturers,
+                             processed_pet_steps=processed_pet_steps, second_visits=second_visits)

@@ -10,6 +10,7 @@ activity concentration (Bq/mL, decay-corrected to the series start).
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from mri2tau.demo.deform import SubjectDeformation, rigid_matrix, sample_template
 from mri2tau.io.dicom_write import format_ds
@@ -18,6 +19,8 @@ F18_HALF_LIFE_S = 6586.2
 FRAME_START_S = 75 * 60.0
 FRAME_DURATION_S = 5 * 60.0
 N_FRAMES = 6
+ADNI_UNIFORM_FWHM_MM = 8.0  # ADNI processing step 4: every scanner smoothed to this resolution
+_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def frame_timing(n_frames: int = N_FRAMES, start_s: float = FRAME_START_S,
@@ -94,3 +97,25 @@ def quantise_per_slice(frames: np.ndarray) -> tuple[np.ndarray, list[list[str]]]
             row.append(slope)
         slopes.append(row)
     return stored, slopes
+
+
+def coregister_frames(frames: np.ndarray, motions: list[np.ndarray], vox2world: np.ndarray) -> np.ndarray:
+    """Frames (n, i, j, k) moved back onto frame 1's head position (ADNI step 1 look-alike).
+
+    ``motions[k]``: frame-1 world -> frame-k world (4x4 mm); the value at the frame-1 voxel with
+    world ``x`` is frame k read (trilinear) at ``motions[k] @ x``.
+    """
+    out = np.empty(frames.shape, np.float32)
+    inverse = np.linalg.inv(vox2world)
+    for k, (frame, motion) in enumerate(zip(frames, motions, strict=True)):
+        a = inverse @ motion @ vox2world
+        out[k] = ndimage.affine_transform(frame, a[:3, :3], a[:3, 3], order=1, mode="constant", cval=0.0)
+    return out
+
+
+def uniform_resolution(volume: np.ndarray, voxel_mm: float, psf_fwhm_mm: float,
+                       target_fwhm_mm: float = ADNI_UNIFORM_FWHM_MM) -> np.ndarray:
+    """``volume`` smoothed from ``psf_fwhm_mm`` to ``target_fwhm_mm`` (ADNI step 4 look-alike):
+    a Gaussian of FWHM sqrt(target^2 - psf^2), none when the scanner is already that blurry."""
+    fwhm = np.sqrt(max(target_fwhm_mm ** 2 - psf_fwhm_mm ** 2, 0.0))
+    return ndimage.gaussian_filter(volume, fwhm * _FWHM_TO_SIGMA / voxel_mm) if fwhm > 0 else volume.copy()

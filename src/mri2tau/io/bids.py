@@ -16,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pydicom
+from pydicom.dataset import Dataset
 
 from mri2tau import __version__
 from mri2tau.errors import PipelineInputError
+
 from mri2tau.io.dicom import SeriesInfo
 
 BIDS_VERSION = "1.9.0"
 TRACER_LABEL = "18FAV1451"
 TRACER_NAME = "AV1451"
+
+# De-identification placeholders: not identifying, and too common to search outputs for.
+_PLACEHOLDERS = {"removed", "anonymous", "anonymized", "anonymised", "deidentified", "unknown", "none"}
 
 # Sidecar keys that identify a person, a place or a date (dropped; BIDS allows dropping dates).
 PHI_SIDECAR_KEYS = frozenset({
@@ -144,6 +150,29 @@ def nifti_header_bytes(path: str | Path) -> bytes:
         return head + fh.read(max(vox_offset - len(head), 0))
 
 
+def phi_values(ds: Dataset) -> set[str]:
+    """Identifying strings in a header: patient name (and its parts), IDs, birth date, address,
+    institution, referring physician, accession number.
+
+    Used to verify that no output carries them. Values shorter than 4 characters are skipped:
+    they cannot be searched for without false alarms.
+    """
+    values: set[str] = set()
+    for key in ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "OtherPatientNames",
+                "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
+                "ReferringPhysicianName", "InstitutionName", "InstitutionAddress", "AccessionNumber"):
+        raw = ds.get(key)
+        items = list(raw) if isinstance(raw, pydicom.multival.MultiValue) else [raw]
+        for item in items:
+            text = str(item or "").strip()
+            parts = [text]
+            if key.endswith("Name") and "Institution" not in key:
+                parts += re.split(r"[\^=]+", text)  # person name components
+            values.update(p.strip() for p in parts
+                          if len(p.strip()) >= 4 and p.strip().lower() not in _PLACEHOLDERS)
+    return values
+
+
 def find_phi(paths: list[str | Path], values: set[str]) -> list[tuple[Path, str]]:
     """(file, value) for every identifying value found (case-insensitive) in a file's text.
 
@@ -185,12 +214,16 @@ PARTICIPANTS_COLUMNS = {
     "dx_group": {"Description": "diagnostic group for analyses",
                  "Levels": {"CN": "CN", "MCI": "SMC, EMCI, LMCI or MCI", "AD": "AD or Dementia"}},
     "manufacturer": {"Description": "tau PET scanner manufacturer (DICOM Manufacturer, normalised)"},
-    "session_id": {"Description": "the converted visit (ADNIMERGE VISCODE nearest the PET date)"},
+    "session_id": {"Description": "the subject's first converted visit (ADNIMERGE visit code nearest the PET "
+                                  "date); with data.sessions: all, results/convert/pairs.tsv lists every visit"},
 }
 
 
 def participants_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """participants.tsv rows from the pairs table (one row per subject)."""
+    """participants.tsv rows from the pairs table: one row per subject, from its first session
+    (earliest ``pet_date``; the age is the age at that scan)."""
+    order = ["sub", "pet_date", "ses"] if "pet_date" in pairs.columns else ["sub", "ses"]
+    pairs = pairs.sort_values(order).drop_duplicates("sub")
     table = pd.DataFrame({
         "participant_id": "sub-" + pairs["sub"].astype(str),
         "age": pairs["age"],
@@ -216,8 +249,9 @@ README_TEXT = """\
 # {name}
 
 Raw BIDS dataset written by mri2tau: T1-weighted MRI (anat) and 18F-AV-1451 (flortaucipir) tau
-PET (pet, 6 x 5 min frames) per subject, one MRI-PET pair per subject within {max_days} days,
-converted from DICOM with dcm2niix. Selection and exclusions: results/convert/pairs.tsv and
+PET (pet: the raw 6 x 5 min frames, or ADNI's averaged frames where the sidecar's PETInput says so)
+per session, each tau PET visit paired with a T1 within {max_days} days, converted from DICOM with
+dcm2niix. Selection and exclusions: results/convert/pairs.tsv and
 excluded.tsv. Sidecars are de-identified: names, IDs, birth dates, institutions and dates are
 removed; PET times are seconds relative to TimeZero (the injection).
 """
@@ -226,3 +260,18 @@ removed; PET times are seconds relative to TimeZero (the injection).
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """A JSON sidecar as a dict."""
     return json.loads(Path(path).read_text())
+
+
+def sidecar_frames(sidecar: str | Path | None, raw_frames: int) -> int:
+    """Frames the PET stage expects: ``raw_frames`` for raw dynamic PET, 1 when the sidecar's
+    ``PETInput`` names an ADNI-processed single-frame input (averaged, uniform)."""
+    if sidecar and Path(sidecar).exists():
+        return raw_frames if read_sidecar(sidecar).get("PETInput", "raw") == "raw" else 1
+    return raw_frames
+
+
+def pet_input_label(sidecar: str | Path | None) -> str:
+    """What the PET stage started from, for QC titles: ``raw dynamic PET`` or ``ADNI averaged (step 2)``."""
+    meta = read_sidecar(sidecar) if sidecar and Path(sidecar).exists() else {}
+    kind, step = meta.get("PETInput", "raw"), meta.get("ADNIProcessingStep", 0)
+    return "raw dynamic PET" if kind == "raw" else f"ADNI {kind} (step {step})"

@@ -22,8 +22,6 @@ from mri2tau.errors import PipelineInputError
 
 STAGE = "convert"
 _VENDORS = {"siemens": "Siemens", "ge": "GE", "philips": "Philips"}
-# De-identification placeholders: not identifying, and too common to search outputs for.
-_PLACEHOLDERS = {"removed", "anonymous", "anonymized", "anonymised", "deidentified", "unknown", "none"}
 _FIX_REDOWNLOAD = "re-download this series from the archive, or remove its folder so another series is picked"
 
 
@@ -262,16 +260,17 @@ def _frame_key(ds: Dataset) -> tuple:
 
 # ------------------------------------------------------------------ validation
 def validate_series(series_dir: str | Path, *, subject: str | None = None,
-                    expected_frames: int | None = None) -> SeriesInfo:
+                    expected_frames: int | None = None, files: list[Path] | None = None) -> SeriesInfo:
     """Read every header of a series and check it is one complete image volume (or PET frames).
 
     Checks: every file readable and complete; the same Rows/Columns/orientation/modality in all
     files; uniformly spaced slices along the normal (no missing slice); for PET
     (``expected_frames`` given): exactly that many frames, the same slice count in each, and
-    NumberOfTimeSlices agreeing. Returns the series' :class:`SeriesInfo`.
+    NumberOfTimeSlices agreeing. ``files``: the series' files when the folder holds more
+    (:func:`mri2tau.io.dicom_groups.files_of_series`). Returns the series' :class:`SeriesInfo`.
     """
     series_dir = Path(series_dir)
-    files = series_files(series_dir)
+    files = list(files) if files is not None else series_files(series_dir)
     if not files:
         raise PipelineInputError("series folder has no DICOM files", subject=subject, stage=STAGE,
                                  path=series_dir, fix=_FIX_REDOWNLOAD)
@@ -385,26 +384,3 @@ def _pet_timing(headers: list, frames: dict, keys: list, first: Dataset, *, subj
         "frame_durations_s": tuple(durations),
         "decay_correction": str(first.get("DecayCorrection", "") or "") or None,
     }
-
-
-def phi_values(ds: Dataset) -> set[str]:
-    """Identifying strings in a header: patient name (and its parts), IDs, birth date, address,
-    institution, referring physician, accession number.
-
-    Used to verify that no output carries them. Values shorter than 4 characters are skipped:
-    they cannot be searched for without false alarms.
-    """
-    values: set[str] = set()
-    for key in ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "OtherPatientNames",
-                "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
-                "ReferringPhysicianName", "InstitutionName", "InstitutionAddress", "AccessionNumber"):
-        raw = ds.get(key)
-        items = list(raw) if isinstance(raw, pydicom.multival.MultiValue) else [raw]
-        for item in items:
-            text = str(item or "").strip()
-            parts = [text]
-            if key.endswith("Name") and "Institution" not in key:
-                parts += re.split(r"[\^=]+", text)  # person name components
-            values.update(p.strip() for p in parts
-                          if len(p.strip()) >= 4 and p.strip().lower() not in _PLACEHOLDERS)
-    return values

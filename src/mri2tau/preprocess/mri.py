@@ -11,6 +11,10 @@ Spaces and units
 * transforms: see :mod:`mri2tau.preprocess.registration` (``forward_transforms`` /
   ``inverse_transforms`` say how to apply them).
 
+The affine is estimated on the head only (the T1 cut ``registration.fov_below_top_mm`` below
+the top of the head, :func:`~mri2tau.preprocess.registration.head_top_crop`), so a neck in the
+field of view cannot lure it; every transform holds for the whole native T1.
+
 The registration is checked: Pearson r between the registered T1 and the template inside
 the template brain mask, after the affine and after SyN, must reach
 ``registration.min_similarity``; otherwise the subject fails with :class:`PipelineInputError`.
@@ -18,7 +22,6 @@ the template brain mask, after the affine and after SyN, must reach
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,21 +32,24 @@ import numpy as np
 import pandas as pd
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
-from mri2tau.io.nifti import read_nifti
-from mri2tau.log import get_logger
+from mri2tau.io.atomic import copy_atomic, write_json_atomic, write_tsv_atomic
+from mri2tau.io.derivatives import bids_uri
+from mri2tau.io.nifti import read_nifti, write_nifti
+from mri2tau.log import get_logger, timed_step
 from mri2tau.preprocess import qc
 from mri2tau.preprocess.registration import (
     RegistrationSettings,
     affine_ants,
     affine_fsl,
     brain_correlation,
+    head_top_crop,
     inverse_transforms,
     resolve_affine_backend,
     set_threads,
     syn_ants,
 )
-from mri2tau.templates import TEMPLATE_NAME, load_template_mask, load_template_t1
+from mri2tau.preprocess.transforms import to_ants
+from mri2tau.templates import TEMPLATE_NAME, load_template_t1, template_brain
 
 log = get_logger("preprocess.mri")
 
@@ -81,25 +87,19 @@ def load_t1(path: str | Path, subject: str) -> nib.Nifti1Image:
     return nib.Nifti1Image(data, img.affine)
 
 
-def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:
-    """A 3D NIfTI as an ANTs image (float32; units declared mm so antspyx does not warn)."""
-    out = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-    out.header.set_xyzt_units("mm", "sec")
-    return ants.from_nibabel_nifti(out)
-
-
-def n4_bias_correct(t1: ants.ANTsImage) -> tuple[ants.ANTsImage, ants.ANTsImage]:
+def n4_bias_correct(t1: ants.ANTsImage, shrink_factor: int = 4) -> tuple[ants.ANTsImage, ants.ANTsImage]:
     """N4 bias-field correction inside a head mask (``ants.get_mask``: threshold at the mean,
-    largest component, closed). Returns (corrected T1, head mask), native grid."""
+    largest component, closed), fitted on the T1 shrunk by ``shrink_factor`` (voxels; N4's cost
+    grows with the shrunk image's voxel count). Returns (corrected T1, head mask), native grid."""
     head = ants.get_mask(t1)
-    return ants.n4_bias_field_correction(t1, mask=head), head
+    return ants.n4_bias_field_correction(t1, mask=head, shrink_factor=shrink_factor), head
 
 
 def template_images(resolution_mm: float, template_path: str | None, mask_path: str | None,
                     subject: str) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Full-head template T1 and its brain mask (bool) on the template grid; fail on an empty mask."""
     template = load_template_t1(resolution_mm, template_path)
-    mask = np.asarray(load_template_mask(resolution_mm, mask_path).dataobj) > 0
+    mask = template_brain(resolution_mm, mask_path)
     if not mask.any():
         raise PipelineInputError("template brain mask is empty (0 voxels)", subject=subject, stage=STAGE,
                                  path=mask_path or "shipped MNI152NLin6Asym brain mask",
@@ -136,26 +136,6 @@ def check_native_mask(mask_native: np.ndarray, native_affine: np.ndarray, templa
     return volume_ml
 
 
-# ---------------------------------------------------------------- writing
-def _save(data: np.ndarray, affine: np.ndarray, path: str | Path, dtype: type = np.float32) -> None:
-    img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
-    img.header.set_xyzt_units("mm")
-    with atomic_path(path) as tmp:
-        nib.save(img, tmp)
-
-
-def _copy(src: str | Path, dst: str | Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def bids_uri(path: str | Path) -> str:
-    """``bids:raw:sub-X/ses-Y/anat/<file>`` for a file inside a raw BIDS tree (else its name)."""
-    parts = Path(path).parts
-    start = next((i for i, part in enumerate(parts) if part.startswith("sub-")), len(parts) - 1)
-    return "bids:raw:" + "/".join(parts[start:])
-
-
 # ---------------------------------------------------------------- the stage
 def preprocess_t1(
     *,
@@ -188,25 +168,32 @@ def preprocess_t1(
     native = load_t1(t1, label)
     template_nib, mask = template_images(resolution_mm, template_path, template_mask_path, label)
     template = to_ants(template_nib)
-    n4, _ = n4_bias_correct(to_ants(native))
-    log.info("%s: N4 done", label)
+    with timed_step(log, "n4", label):
+        n4, head = n4_bias_correct(to_ants(native), settings.n4_shrink_factor)
+
+    def score(affine: str | Path) -> float:
+        """Brain correlation r of the N4 T1 on the template grid through an affine ``.mat``."""
+        return brain_correlation(ants.apply_transforms(template, n4, [str(affine)]), template, mask)
 
     with tempfile.TemporaryDirectory(prefix="mri2tau_mri_") as wd:
         backend = resolve_affine_backend(settings.affine)
         affine_mat = Path(wd) / "affine.mat"
-        if backend == "fsl":
-            ants.image_write(n4, str(Path(wd) / "n4.nii.gz"))
-            nib.save(template_nib, Path(wd) / "template.nii.gz")
-            affine_fsl(Path(wd) / "n4.nii.gz", Path(wd) / "template.nii.gz", affine_mat, wd)
-            r_affine = brain_correlation(ants.apply_transforms(template, n4, [str(affine_mat)]), template, mask)
-        else:
-            r_affine = affine_ants(template, n4, mask, settings, affine_mat, wd)
-        syn = syn_ants(template, n4, affine_mat, settings, wd)
+        with timed_step(log, "affine", label):
+            head_only = head_top_crop(n4, head, settings.fov_below_top_mm)
+            if backend == "fsl":
+                ants.image_write(head_only, str(Path(wd) / "n4.nii.gz"))
+                nib.save(template_nib, Path(wd) / "template.nii.gz")
+                affine_fsl(Path(wd) / "n4.nii.gz", Path(wd) / "template.nii.gz", affine_mat, wd)
+                r_affine = score(affine_mat)
+            else:
+                r_affine = affine_ants(template, head_only, score, settings, affine_mat, wd)
+        with timed_step(log, "syn", label):
+            syn = syn_ants(template, n4, affine_mat, settings, wd)
         r_syn = brain_correlation(syn["warped"], template, mask)
         log.info("%s: %s affine r = %.3f, SyN r = %.3f", label, backend, r_affine, r_syn)
         check_similarity(r_affine, r_syn, settings.min_similarity, label, t1)
 
-        mask_img = to_ants(nib.Nifti1Image(mask.astype(np.float32), template_nib.affine))
+        mask_img = to_ants(mask, template_nib.affine)
         transforms, invert = inverse_transforms(syn["affine"], syn["invwarp"])
         mask_native = ants.apply_transforms(n4, mask_img, transforms, whichtoinvert=invert,
                                             interpolator="nearestNeighbor").numpy() > 0.5
@@ -216,13 +203,12 @@ def preprocess_t1(
                                              fixed_mask=mask_img))
         warped = syn["warped"].numpy()
 
-        _save(n4.numpy(), native.affine, t1_n4)
-        _save(mask_native, native.affine, brain_mask_native, np.uint8)
-        _save(warped * mask, template_nib.affine, t1_template)
-        _save(mask, template_nib.affine, brain_mask_template, np.uint8)
-        _copy(syn["affine"], xfm_affine)
-        _copy(syn["warp"], xfm_warp)
-        _copy(syn["invwarp"], xfm_invwarp)
+        write_nifti(t1_n4, n4.numpy(), native.affine)
+        write_nifti(brain_mask_native, mask_native, native.affine, dtype=np.uint8)
+        write_nifti(t1_template, warped * mask, template_nib.affine)
+        write_nifti(brain_mask_template, mask, template_nib.affine, dtype=np.uint8)
+        for src, dst in ((syn["affine"], xfm_affine), (syn["warp"], xfm_warp), (syn["invwarp"], xfm_invwarp)):
+            copy_atomic(src, dst)
 
     row = {
         "participant_id": f"sub-{subject}", "session_id": f"ses-{session}", "affine_backend": backend,

@@ -1,4 +1,4 @@
-"""T1 -> template registration: affine (FSL FLIRT or antspyx) then SyN (antspyx).
+"""T1 -> template registration: affine (FSL FLIRT or antspyx) then SyN (antspyx); rigid fits for PET.
 
 Spaces and conventions
 * ``native``: the subject's T1 grid and world (mm, RAS+ as in the NIfTI header).
@@ -7,7 +7,8 @@ Spaces and conventions
   ANTs, the transforms that resample the native image *into* the template (``fixed=template,
   moving=native``) map template *points* to native points (ITK's LPS world, mm). Image and
   point transforms therefore run in opposite directions; :func:`template_to_native_points` and
-  :func:`native_to_template_points` hide that (they take and return RAS mm).
+  :func:`native_to_template_points` hide that (they take and return RAS mm). Conversions between
+  NIfTI/RAS and ANTs/LPS images and matrices: :mod:`mri2tau.preprocess.transforms`.
 
 How to apply them (the PET stage and synthesis use these)::
 
@@ -23,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,22 +36,34 @@ import numpy as np
 import pandas as pd
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.nifti import LPS
 from mri2tau.log import get_logger
+from mri2tau.preprocess.transforms import ras_to_ants_linear
 
 log = get_logger("preprocess.registration")
 
-LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS world (its own inverse)
 AFFINE_BACKENDS = ("auto", "fsl", "ants")
 SEARCH_SPACING_MM = 6.0  # grid of the rotation search (coarse is enough to pick a start)
+RIGID_SEED = 20160  # antsRegistration --random-seed of :func:`rigid_registration` (the PET stage's fits)
 
 
 @dataclass(frozen=True)
 class RegistrationSettings:
-    """The ``registration`` config section (see ``workflow/schemas/registration.schema.yaml``).
+    """The ``registration`` config section (see ``mri2tau/schemas/registration.schema.yaml``).
 
-    ``affine_iterations`` with ``affine_shrink_factors`` (voxels) and ``affine_smoothing_sigmas``
-    (voxels): one entry per resolution level, coarse to fine (antspyx defaults 6,4,2,1 / 3,2,1,0).
-    ``syn_iterations``: SyN iterations per level (antspyx's own shrink/smoothing schedule);
+    ``n4_shrink_factor``: N4 fits the bias field on the native T1 shrunk by this factor (voxels;
+    real T1s are ~1 mm whatever the template grid).
+
+    Affine (antspyx; ``affine_metric``: ``GC`` global correlation, bit-identical run to run at any
+    thread count, or ``mattes`` MI, which is not with more than one thread): ``affine_iterations``
+    per level with ``affine_level_mm`` (the voxel size of each level, mm) and
+    ``affine_smoothing_mm`` (Gaussian sigma, mm), coarse to fine: physical units, so the schedule
+    is the same at every template grid. It is estimated on the pair resampled to the finest level
+    (never finer than the template grid), using only the top ``fov_below_top_mm`` of the head (FSL
+    robustfov's 170 mm), so a neck or a large field of view cannot pull it (0 = the whole T1).
+    ``syn_iterations``: SyN iterations per level (antspyx's own schedule: shrink 2^k, sigma k
+    voxels) on the template grid, or on the template resampled to ``syn_finest_mm`` where that
+    is coarser (0: the template grid);
     ``syn_flow_sigma`` / ``syn_total_sigma``: Gaussian regularisation (voxels) of the update and
     the total displacement field. ``metric``: SyN similarity; ``CC`` (neighbourhood cross-correlation,
     radius ``syn_cc_radius`` voxels) is what ANTs recommends for T1 to T1 and follows thin
@@ -60,11 +74,15 @@ class RegistrationSettings:
     (``ants.affine_initializer``) is tried as well and the better affine kept.
     """
 
+    n4_shrink_factor: int = 4
     affine: str = "auto"
-    affine_iterations: tuple[int, ...] = (2100, 1200, 1200, 10)
-    affine_shrink_factors: tuple[int, ...] = (6, 4, 2, 1)
-    affine_smoothing_sigmas: tuple[float, ...] = (3, 2, 1, 0)
+    affine_metric: str = "GC"
+    affine_iterations: tuple[int, ...] = (2100, 1200, 1200)
+    affine_level_mm: tuple[float, ...] = (8.0, 4.0, 2.0)
+    affine_smoothing_mm: tuple[float, ...] = (4.0, 2.0, 1.0)
+    fov_below_top_mm: float = 170.0
     syn_iterations: tuple[int, ...] = (40, 20, 10)
+    syn_finest_mm: float = 0.0
     syn_flow_sigma: float = 3.0
     syn_total_sigma: float = 2.0
     metric: str = "CC"
@@ -75,11 +93,11 @@ class RegistrationSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        levels = {len(self.affine_iterations), len(self.affine_shrink_factors), len(self.affine_smoothing_sigmas)}
+        levels = {len(self.affine_iterations), len(self.affine_level_mm), len(self.affine_smoothing_mm)}
         if len(levels) != 1:
             raise ValueError(
-                "config keys 'registration.affine_iterations', 'affine_shrink_factors' and "
-                "'affine_smoothing_sigmas' must have one entry per level (same length)"
+                "config keys 'registration.affine_iterations', 'affine_level_mm' and "
+                "'affine_smoothing_mm' must have one entry per level (same length)"
             )
 
     @classmethod
@@ -151,22 +169,14 @@ def flirt_interface(
     )
 
 
-def ras_to_itk_affine(native_to_template_ras: np.ndarray) -> ants.ANTsTransform:
-    """ANTs affine (template LPS point -> native LPS point) from a native->template RAS world map."""
-    lps = LPS @ np.linalg.inv(np.asarray(native_to_template_ras, dtype=float)) @ LPS
-    return ants.create_ants_transform(
-        transform_type="AffineTransform", precision="double", dimension=3,
-        matrix=lps[:3, :3], translation=lps[:3, 3], center=[0.0, 0.0, 0.0],
-    )
-
-
 def flirt_matrix_to_itk(flirt_mat: str | Path, moving: str | Path, fixed: str | Path, out_mat: str | Path) -> None:
     """Convert FLIRT's ``-omat`` (FSL scaled-voxel convention) into an ANTs/ITK ``.mat`` (fslpy)."""
     from fsl.data.image import Image
     from fsl.transform.flirt import fromFlirt, readFlirt
 
     world = fromFlirt(readFlirt(str(flirt_mat)), Image(str(moving)), Image(str(fixed)), from_="world", to="world")
-    ants.write_transform(ras_to_itk_affine(world), str(out_mat))
+    # ``world`` maps native -> template (RAS mm); the ANTs file maps template points -> native points
+    ants.write_transform(ras_to_ants_linear(np.linalg.inv(world)), str(out_mat))
 
 
 def affine_fsl(moving: str | Path, fixed: str | Path, out_mat: str | Path, workdir: str | Path) -> None:
@@ -188,50 +198,94 @@ def brain_correlation(image: ants.ANTsImage, template: ants.ANTsImage, mask: np.
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def head_top_crop(image: ants.ANTsImage, head_mask: ants.ANTsImage, below_top_mm: float) -> ants.ANTsImage:
+    """FSL robustfov's idea: ``image`` without what lies more than ``below_top_mm`` under the head's top.
+
+    The top is the highest point (world superior axis, mm) of ``head_mask`` (same grid). Voxels
+    below the plane ``below_top_mm`` under it become 0 and the grid is cropped to the rest; world
+    coordinates are unchanged, so a transform estimated on the result holds for ``image``. For
+    the affine's estimation only: a neck or a long field of view (real ADNI T1s include the neck)
+    moves the centre of mass the affine starts from and lures it. ``below_top_mm <= 0``: ``image``.
+    """
+    if below_top_mm <= 0:
+        return image
+    # world S (ANTs' LPS z, mm) of voxel (i, j, k) = origin_z + sum_d direction[2, d] * spacing[d] * index_d
+    step = np.asarray(image.direction)[2] * np.asarray(image.spacing)
+    top = float((np.argwhere(head_mask.numpy() > 0) @ step).max())
+    axes = [np.arange(n, dtype=np.float32) * np.float32(c) for n, c in zip(image.shape, step)]
+    keep = (axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]) >= top - below_top_mm
+    if keep.all():
+        return image
+    cropped = image.new_image_like(np.where(keep, image.numpy(), 0).astype(np.float32))
+    return ants.crop_image(cropped, image.new_image_like(keep.astype(np.float32)), 1)
+
+
+def affine_grid_mm(resolution_mm: float, settings: RegistrationSettings) -> float:
+    """Voxel size (mm) the affine is estimated at: its finest level, never finer than the template grid."""
+    return max(float(resolution_mm), float(min(settings.affine_level_mm)))
+
+
+def affine_schedule(grid_mm: float, settings: RegistrationSettings) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """antsRegistration shrink factors (voxels of the ``grid_mm`` grid) and smoothing sigmas (mm) per level."""
+    shrink = tuple(max(1, round(level / grid_mm)) for level in settings.affine_level_mm)
+    return shrink, tuple(float(s) for s in settings.affine_smoothing_mm)
+
+
+def at_spacing(image: ants.ANTsImage, spacing_mm: float) -> ants.ANTsImage:
+    """``image`` resampled (linear) to isotropic ``spacing_mm`` when any of its voxels is finer."""
+    if min(image.spacing) >= spacing_mm - 1e-6:
+        return image
+    return ants.resample_image(image, [spacing_mm] * image.dimension, use_voxels=False, interp_type=0)
+
+
 def _search_start(fixed: ants.ANTsImage, moving: ants.ANTsImage, out_mat: str) -> str:
     """Multi-start rotation search (+-90 degrees, 30 degree steps) on coarse copies of both images."""
-    coarse = [ants.resample_image(im, [SEARCH_SPACING_MM] * 3, use_voxels=False, interp_type=0)
-              for im in (fixed, moving)]
+    coarse = [at_spacing(im, SEARCH_SPACING_MM) for im in (fixed, moving)]
     return ants.affine_initializer(coarse[0], coarse[1], search_factor=30, radian_fraction=0.5,
                                    local_search_iterations=10, txfn=out_mat)
 
 
-def _affine_run(
-    fixed: ants.ANTsImage, moving: ants.ANTsImage, brain_mask: np.ndarray, settings: RegistrationSettings,
-    prefix: str, start: str | None,
-) -> tuple[float, str]:
-    """One antspyx Affine (Mattes MI) run; returns (brain correlation r, path of its ``.mat``)."""
+def _affine_run(fixed: ants.ANTsImage, moving: ants.ANTsImage, settings: RegistrationSettings, prefix: str,
+                start: str | None) -> str:
+    """One antspyx Affine run (``settings.affine_metric``) on the working pair; returns its ``.mat``."""
+    shrink, sigmas = affine_schedule(min(fixed.spacing), settings)
     with ants_seed(settings.seed):
         reg = ants.registration(
             fixed, moving, type_of_transform="Affine", outprefix=prefix,
-            initial_transform=[start] if start else None, aff_metric="mattes",
-            aff_iterations=settings.affine_iterations, aff_shrink_factors=settings.affine_shrink_factors,
-            aff_smoothing_sigmas=settings.affine_smoothing_sigmas,
+            initial_transform=[start] if start else None, aff_metric=settings.affine_metric,
+            aff_iterations=settings.affine_iterations, aff_shrink_factors=shrink,
+            aff_smoothing_sigmas=sigmas, smoothing_in_mm=True,
         )
-    r = brain_correlation(reg["warpedmovout"], fixed, brain_mask)
-    log.info("affine (%s start): brain correlation r = %.3f", "search" if start else "centre-of-mass", r)
-    return r, reg["fwdtransforms"][0]
+    return reg["fwdtransforms"][0]
 
 
 def affine_ants(
-    fixed: ants.ANTsImage,
+    template: ants.ANTsImage,
     moving: ants.ANTsImage,
-    brain_mask: np.ndarray,
+    score: Callable[[str], float],
     settings: RegistrationSettings,
     out_mat: str | Path,
     workdir: str | Path,
 ) -> float:
-    """Head-to-head affine of ``moving`` (native) to ``fixed`` (template); returns the brain r.
+    """Head-to-head affine of ``moving`` (native T1, see :func:`head_top_crop`) to ``template``.
 
-    Starts from the centre-of-mass alignment; if that reaches a brain correlation below
-    ``settings.init_search_below``, a rotation-search start is tried too and the better kept.
-    Writes the ANTs ``.mat`` (template point -> native point) to ``out_mat``.
+    Estimated on both images resampled to :func:`affine_grid_mm` with the physical schedule of
+    :func:`affine_schedule`, from the centre-of-mass alignment; if ``score`` (brain correlation r
+    on the template grid of the affine in a ``.mat``) is below ``settings.init_search_below``, a
+    rotation-search start is tried too and the better kept. Writes the ANTs ``.mat`` (template
+    point -> native point) to ``out_mat``; returns its r.
     """
     workdir = Path(workdir)
-    r, mat = _affine_run(fixed, moving, brain_mask, settings, str(workdir / "affine_"), None)
+    grid = affine_grid_mm(min(template.spacing), settings)
+    fixed, moving = at_spacing(template, grid), at_spacing(moving, grid)
+    mat = _affine_run(fixed, moving, settings, str(workdir / "affine_"), None)
+    r = score(mat)
+    log.info("affine (centre-of-mass start, %g mm grid): brain correlation r = %.3f", grid, r)
     if r < settings.init_search_below:
         start = _search_start(fixed, moving, str(workdir / "search_start.mat"))
-        r_search, mat_search = _affine_run(fixed, moving, brain_mask, settings, str(workdir / "search_"), start)
+        mat_search = _affine_run(fixed, moving, settings, str(workdir / "search_"), start)
+        r_search = score(mat_search)
+        log.info("affine (rotation-search start): brain correlation r = %.3f", r_search)
         if r_search > r:
             r, mat = r_search, mat_search
     shutil.copyfile(mat, out_mat)
@@ -239,17 +293,21 @@ def affine_ants(
 
 
 def syn_ants(
-    fixed: ants.ANTsImage,
+    template: ants.ANTsImage,
     moving: ants.ANTsImage,
     affine_mat: str | Path,
     settings: RegistrationSettings,
     workdir: str | Path,
 ) -> dict[str, Any]:
-    """SyN of ``moving`` (native) to ``fixed`` (template), started from ``affine_mat``.
+    """SyN of ``moving`` (native) to ``template``, started from ``affine_mat``.
 
-    Returns ``warped`` (native image on the template grid) and the paths ``affine``, ``warp``
-    (template grid, template point -> affine-space point) and ``invwarp``, all in ``workdir``.
+    SyN runs on the template resampled to ``settings.syn_finest_mm`` where the template grid is
+    finer (antsRegistrationSyNQuick's idea: no SyN iterations at the full 1 mm resolution), so
+    the warp fields are on that grid; ANTs applies them at any grid. Returns ``warped`` (native
+    image on the *template* grid, one linear resampling) and the paths ``affine``, ``warp``
+    (template point -> affine-space point) and ``invwarp``, all in ``workdir``.
     """
+    fixed = at_spacing(template, settings.syn_finest_mm) if settings.syn_finest_mm > 0 else template
     with ants_seed(settings.seed):
         reg = ants.registration(
             fixed, moving, type_of_transform="SyNOnly", initial_transform=[str(affine_mat)],
@@ -260,7 +318,22 @@ def syn_ants(
         )
     warp, affine = reg["fwdtransforms"]
     _, invwarp = reg["invtransforms"]
-    return {"warped": reg["warpedmovout"], "affine": affine, "warp": warp, "invwarp": invwarp}
+    warped = reg["warpedmovout"] if fixed is template else ants.apply_transforms(template, moving, [warp, affine])
+    return {"warped": warped, "affine": affine, "warp": warp, "invwarp": invwarp}
+
+
+def rigid_registration(
+    fixed: ants.ANTsImage, moving: ants.ANTsImage, **kwargs: Any
+) -> tuple[ants.ANTsImage, ants.ANTsTransform]:
+    """``ants.registration(type_of_transform="Rigid")`` with its files kept in a private temp folder.
+
+    Returns the moving image resampled onto ``fixed`` and the transform (fixed point -> moving point).
+    """
+    with tempfile.TemporaryDirectory(prefix="mri2tau_rigid_") as tmp, ants_seed(RIGID_SEED):
+        reg = ants.registration(
+            fixed=fixed, moving=moving, type_of_transform="Rigid", outprefix=f"{tmp}/", **kwargs
+        )
+        return reg["warpedmovout"], ants.read_transform(reg["fwdtransforms"][0])
 
 
 # ---------------------------------------------------------------- using the transforms

