@@ -27,6 +27,7 @@ import torch
 
 from mri2tau.data.datasets import open_slices
 from mri2tau.data.slices import SliceConfig, axial_slices, central_positions, pet_to_unit, to_grid
+from mri2tau.device import resolve_device
 from mri2tau.evaluate.classifier import (
     ClassifierConfig,
     slice_probabilities,
@@ -37,11 +38,11 @@ from mri2tau.evaluate.classifier import (
 from mri2tau.evaluate.run import diagnosis_group, read_synthetic, test_sessions
 from mri2tau.evaluate.tables import write_formatted
 from mri2tau.io.atomic import write_tsv_atomic
+from mri2tau.io.nifti import load_grid_image
 from mri2tau.log import get_logger
 from mri2tau.models.classifier import SliceClassifier
 from mri2tau.models.defaults import baselines_first
 from mri2tau.preprocess.harmonize import apply_map, subject_map
-from mri2tau.synthesize import load_grid_image
 from mri2tau.templates import template_grid
 
 log = get_logger("evaluate.classify")
@@ -59,8 +60,6 @@ def classifier_config(section: Mapping[str, Any] | None) -> ClassifierConfig:
 
 
 def _device(section: Mapping[str, Any] | None) -> str:
-    from mri2tau.train.loop import resolve_device
-
     return str(resolve_device(str((section or {}).get("device", "auto"))))
 
 

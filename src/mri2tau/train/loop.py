@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from mri2tau.device import resolve_device
 from mri2tau.io.atomic import atomic_path
 from mri2tau.log import get_logger
 from mri2tau.models import registry
@@ -89,15 +90,6 @@ class RunSettings:
 
 
 # ---------------------------------------------------------------- set-up helpers
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed torch (CPU + CUDA), numpy and ``random``; optionally force deterministic kernels."""
     random.seed(seed)
