@@ -124,15 +124,12 @@ class LearningRun:
 
     def train(self, model: str) -> Path:
         """Rule ``train_model`` / ``train_model_3d`` for ``model``; returns its ``model.pt``."""
-        from mri2tau.train.runner import train_from_slices
-        from mri2tau.train.steps3d import train_from_volumes
+        from mri2tau.train.runner import train_model
 
         settings = {**self.config["train"], "vgg_weights": self.config["perceptual"].get("vgg_weights", "imagenet"),
                     "threads": self.threads, "progress_bar": False}
-        if model_dims(model) == 2:
-            return train_from_slices(model, self.root / "slices" / "train.npz", self.model_dir(model),
-                                     self.hparams(model), settings)
-        return train_from_volumes(model, self.root / "volumes", self.model_dir(model), self.hparams(model), settings)
+        data = self.root / "slices" / "train.npz" if model_dims(model) == 2 else self.root / "volumes"
+        return train_model(model, data, self.model_dir(model), self.hparams(model), settings)
 
     def synthesize(self, model: str, splits: Path | None = None) -> pd.DataFrame:
         """Rule ``synthesize`` for ``model`` (template space only) on the test rows of ``splits``
