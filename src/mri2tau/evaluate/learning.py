@@ -159,7 +159,7 @@ class LearningRun:
 
     def classify(self, models: Sequence[str]) -> pd.DataFrame:
         """Rules ``classifier_train`` + ``classifier_test``: Table V for real and ``models``' PET."""
-        from mri2tau.evaluate.classify import test_stage, train_stage
+        from mri2tau.evaluate.diagnosis import test_stage, train_stage
 
         cfg, out = self.config, self.root / "classifier"
         train_stage(slices_npz=self.root / "slices" / "train_central.npz", out_model=out / "classifier.pt",
