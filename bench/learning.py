@@ -12,8 +12,8 @@ macro-scale part), so the figures are an upper bound for the real pipeline's inp
 
 Everything after the images is the package's own code, in one process
 (:class:`mri2tau.evaluate.learning.LearningRun`): split, standardization (resolution matching
-+ z-score), slices, volumes, the training loop (2D ``train_from_slices`` / 3D
-``train_from_volumes``, demo-preset hyper-parameters + ``--epochs`` / ``--set``), synthesis,
++ z-score), slices, volumes, the training loop (``train.runner.train_model``:
+2D slices / 3D volumes, demo-preset hyper-parameters + ``--epochs`` / ``--set``), synthesis,
 evaluation and the Table V classifier. Per model it prints MSE / PSNR / SSIM (whole and brain,
 mean over the paper's slice positions), brain MSE relative to ``mean``, Pearson r / ICC of the
 regional SUVR (Braak I-VI, I-II, meta-temporal) and the classifier's accuracy / AUC, then the

@@ -22,10 +22,11 @@ import pandas as pd
 import torch
 
 from mri2tau.data.geometry import volume_geometry
+from mri2tau.device import resolve_device
 from mri2tau.models import registry
-from mri2tau.synthesize import LoadedModel, ModelScaling, SynthSettings, peak_rss_mb, synthesize_suvr
+from mri2tau.log import peak_rss_mb
+from mri2tau.synthesize import LoadedModel, ModelScaling, SynthSettings, synthesize_suvr
 from mri2tau.templates import load_template_mask, load_template_t1
-from mri2tau.train.loop import resolve_device
 
 MODELS = ("mcr_vqgan", "vqgan", "cgan", "wgan_gp", "cyclegan", "unet3d", "unetr", "swinunetr")
 

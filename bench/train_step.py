@@ -27,9 +27,10 @@ import warnings
 import pandas as pd
 import torch
 
+from mri2tau.device import resolve_device
 from mri2tau.log import peak_rss_mb
 from mri2tau.models import registry
-from mri2tau.train.loop import build_parts, resolve_device
+from mri2tau.train.loop import build_parts
 
 TWO_D = ("mcr_vqgan", "mcr_vqgan_ms", "mcr_vqgan_ms_res", "vqgan", "cgan", "wgan_gp", "cyclegan")
 

@@ -5,16 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mri2tau.evaluate.classifier import (
-    ClassifierConfig,
-    select_training_slices,
-    slice_probabilities,
-    subject_decisions,
-    table_v_row,
-    train_classifier,
-)
+from mri2tau.evaluate.diagnosis import slice_probabilities, subject_decisions, table_v_row
 from mri2tau.losses.focal import binary_focal_loss
-from mri2tau.models.classifier import SliceClassifier
+from mri2tau.models.slice_classifier import SliceClassifier
+from mri2tau.train.classifier import ClassifierConfig, select_training_slices, train_classifier
 
 torch.set_num_threads(1)
 

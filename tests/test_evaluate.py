@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 from mri2tau.data.datasets import open_slices
 from mri2tau.data.slices import SliceConfig, build_slices, central_positions, slice_positions, to_grid
 from mri2tau.errors import PipelineInputError
-from mri2tau.evaluate.classify import synthetic_slices
+from mri2tau.evaluate.diagnosis import synthetic_slices
 from mri2tau.evaluate.figures import pick_subjects, zoom_box
 from mri2tau.evaluate.metrics import to_unit_range
 from mri2tau.evaluate.run import diagnosis_group, evaluate_models

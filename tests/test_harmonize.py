@@ -172,7 +172,7 @@ def test_apply_writes_matched_then_standardized_suvr(cohort, tmp_path):
     assert np.allclose(after[brain], scale * matched[brain] + offset, atol=1e-5)
     assert np.allclose(after[~brain], matched[~brain], atol=1e-6)
     assert scale < 1.0  # GE's gain 1.15 (and the sharpest PSF) gives the widest brain SUVR spread
-    # the synthesis stage's inverse (mri2tau.synthesize.destandardize) returns the matched SUVR
+    # the synthesis stage's inverse (mri2tau.synthesize.spaces.destandardize) returns the matched SUVR
     assert np.allclose(hz.apply_map(after, brain, 1 / scale, -offset / scale)[brain], matched[brain], atol=1e-4)
 
 

@@ -29,7 +29,7 @@ from mri2tau.templates import load_template_mask, load_template_t1, template_gri
 from mri2tau.train.checkpoint import load_generator
 from mri2tau.train.hparams import model_hparams_3d
 from mri2tau.train.loop import RunSettings, fit
-from mri2tau.train.steps3d import train_from_volumes
+from mri2tau.train.runner import train_model
 
 torch.set_num_threads(1)
 
@@ -230,7 +230,7 @@ def test_a_bad_session_fails_naming_it_and_leaves_no_volume_files(tmp_path):
     assert not list((tmp_path / "volumes").glob("*"))
 
 
-def test_train_from_volumes_runs_the_loop_on_volume_files(tmp_path):
+def test_train_model_runs_the_loop_on_volume_files(tmp_path):
     _write_sessions(tmp_path)
     build_volumes(tmp_path / "splits.tsv", str(tmp_path / "{sub}_t1.nii.gz"), str(tmp_path / "{sub}_pet.nii.gz"),
                   str(tmp_path / "{sub}_mask.nii.gz"), tmp_path / "volumes", {}, {"pad_multiple": 32}, 4.0)
@@ -238,8 +238,8 @@ def test_train_from_volumes_runs_the_loop_on_volume_files(tmp_path):
     hp = {**model_hparams_3d("unet3d", config), "epochs": 1}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model_file = train_from_volumes("unet3d", tmp_path / "volumes", tmp_path / "model", hp,
-                                        {"device": "cpu", "progress_bar": False, "log_every": 0})
+        model_file = train_model("unet3d", tmp_path / "volumes", tmp_path / "model", hp,
+                                 {"device": "cpu", "progress_bar": False, "log_every": 0})
     generator, info = load_generator(model_file)
     assert info["data"]["geometry"]["shape"] == [64, 64, 64] and info["hparams"]["perceptual"]["kind"] == "cyclic25d"
 

@@ -13,7 +13,7 @@ import sys
 _COMMAND_MODULES = (
     "mri2tau.demo.cli",
     "mri2tau.models.cli",
-    "mri2tau.synthesize",
+    "mri2tau.synthesize.cli",
 )
 
 

@@ -1,4 +1,4 @@
-from mri2tau.evaluate.classify import test_stage
+from mri2tau.evaluate.diagnosis import test_stage
 from mri2tau.smk import run_rule
 
 p = snakemake.params

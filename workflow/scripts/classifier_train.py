@@ -1,4 +1,4 @@
-from mri2tau.evaluate.classify import train_stage
+from mri2tau.evaluate.diagnosis import train_stage
 from mri2tau.smk import run_rule
 
 run_rule(snakemake, train_stage, slices_npz=snakemake.input.slices, out_model=snakemake.output.model,

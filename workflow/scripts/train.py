@@ -1,6 +1,6 @@
 from mri2tau.smk import run_rule
-from mri2tau.train.runner import train_from_slices
+from mri2tau.train.runner import train_model
 
-run_rule(snakemake, train_from_slices, model=snakemake.wildcards.model, slices_npz=snakemake.input.slices,
+run_rule(snakemake, train_model, model=snakemake.wildcards.model, data=snakemake.input.slices,
          out_dir=snakemake.params.out_dir, hparams=snakemake.params.hparams,
          train_config={**snakemake.config["train"], **snakemake.params.settings, "threads": snakemake.threads})

@@ -124,15 +124,12 @@ class LearningRun:
 
     def train(self, model: str) -> Path:
         """Rule ``train_model`` / ``train_model_3d`` for ``model``; returns its ``model.pt``."""
-        from mri2tau.train.runner import train_from_slices
-        from mri2tau.train.steps3d import train_from_volumes
+        from mri2tau.train.runner import train_model
 
         settings = {**self.config["train"], "vgg_weights": self.config["perceptual"].get("vgg_weights", "imagenet"),
                     "threads": self.threads, "progress_bar": False}
-        if model_dims(model) == 2:
-            return train_from_slices(model, self.root / "slices" / "train.npz", self.model_dir(model),
-                                     self.hparams(model), settings)
-        return train_from_volumes(model, self.root / "volumes", self.model_dir(model), self.hparams(model), settings)
+        data = self.root / "slices" / "train.npz" if model_dims(model) == 2 else self.root / "volumes"
+        return train_model(model, data, self.model_dir(model), self.hparams(model), settings)
 
     def synthesize(self, model: str, splits: Path | None = None) -> pd.DataFrame:
         """Rule ``synthesize`` for ``model`` (template space only) on the test rows of ``splits``
@@ -162,7 +159,7 @@ class LearningRun:
 
     def classify(self, models: Sequence[str]) -> pd.DataFrame:
         """Rules ``classifier_train`` + ``classifier_test``: Table V for real and ``models``' PET."""
-        from mri2tau.evaluate.classify import test_stage, train_stage
+        from mri2tau.evaluate.diagnosis import test_stage, train_stage
 
         cfg, out = self.config, self.root / "classifier"
         train_stage(slices_npz=self.root / "slices" / "train_central.npz", out_model=out / "classifier.pt",

@@ -38,9 +38,10 @@ from mri2tau.evaluate.roi import agreement_table, roi_means
 from mri2tau.evaluate.tables import metric_table, paper_tables, write_formatted, write_table
 from mri2tau.io.adni import DX_GROUPS
 from mri2tau.io.atomic import write_tsv_atomic
+from mri2tau.io.nifti import load_grid_image
 from mri2tau.log import get_logger
 from mri2tau.models.defaults import baselines_first
-from mri2tau.synthesize import axial_indices, load_grid_image, synth_name
+from mri2tau.synthesize import axial_indices, synth_name
 from mri2tau.templates import TEMPLATE_NAME, roi_masks, template_grid
 
 log = get_logger("evaluate")

@@ -3,8 +3,9 @@
 nibabel reads lazily and reports a truncated or garbled file as a bare ``EOFError`` /
 ``zlib.error`` / ``ImageFileError`` without the path. :func:`read_nifti` loads header and voxels
 at once and turns such failures into a :class:`~mri2tau.errors.PipelineInputError` that names
-the subject, the stage, the file and what to do about it. :func:`write_nifti` is the one writer
-of the package's images: complete or absent (:func:`mri2tau.io.atomic.atomic_path`).
+the subject, the stage, the file and what to do about it; :func:`load_grid_image` also checks
+that an image lies on the expected grid. :func:`write_nifti` is the one writer of the package's
+images: complete or absent (:func:`mri2tau.io.atomic.atomic_path`).
 
 Worlds: a NIfTI affine maps voxel indices to RAS+ mm; DICOM and ITK/ANTs use LPS mm, the same
 axes with x and y negated (:data:`LPS`).
@@ -13,6 +14,7 @@ axes with x and y negated (:data:`LPS`).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -47,17 +49,36 @@ def read_nifti(
     return img, data
 
 
+def load_grid_image(
+    path: str | Path, what: str, subject: str, shape: Sequence[int], affine: np.ndarray, *, stage: str,
+    fix: str = "rerun the mri/pet stages with the configured template.resolution_mm",
+) -> nib.Nifti1Image:
+    """A NIfTI (read lazily) that must exist and lie on the grid ``shape`` / ``affine`` (voxel -> RAS+ mm,
+    within 1e-3 mm), e.g. the template grid; else a :class:`PipelineInputError` naming ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineInputError(f"{what} is missing", subject=subject, stage=stage, path=path, fix=fix)
+    img = nib.load(path)
+    if img.shape[:3] != tuple(shape) or not np.allclose(img.affine, affine, atol=1e-3):
+        raise PipelineInputError(f"{what} is not on the template grid ({img.shape} vs {tuple(shape)})",
+                                 subject=subject, stage=stage, path=path, fix=fix)
+    return img
+
+
 def write_nifti(
     path: str | Path, data: np.ndarray, affine: np.ndarray, *, dtype: type = np.float32,
-    space_unit: str | None = "mm", time_unit: str | None = None,
+    space_unit: str | None = "mm", time_unit: str | None = None, description: str | None = None,
 ) -> Path:
     """Write ``data`` (cast to ``dtype``) on the grid ``affine`` (voxel -> RAS+ mm) to ``path`` atomically.
 
     ``space_unit`` / ``time_unit``: the header's ``xyzt_units`` (e.g. ``"mm"``, ``"sec"``);
-    ``None`` leaves that unit ``unknown`` (a fresh header's). No scaling: voxels are stored as given.
+    ``None`` leaves that unit ``unknown`` (a fresh header's). ``description``: the header's
+    ``descrip`` (at most 80 bytes). No scaling: voxels are stored as given.
     """
     img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
     img.header.set_xyzt_units(space_unit, time_unit)
+    if description is not None:
+        img.header["descrip"] = description.encode()
     with atomic_path(path) as tmp:
         nib.save(img, tmp)
     return Path(path)

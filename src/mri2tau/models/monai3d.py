@@ -20,7 +20,7 @@ Training hyper-parameters (read by the training loop): ``epochs``, ``batch_size`
 ``lambda_l1`` (pix2pix) / ``lambda_cyc`` (CycleGAN) and ``lambda_synthesis``, the weight of the
 3D synthesis objective α·MSE + β·(1−SSIM) + γ·perceptual
 (:class:`mri2tau.losses.ssim3d.SynthesisLoss3D`, built from ``hp["perceptual"]`` = config
-section ``perceptual`` by :mod:`mri2tau.train.steps3d`) added to the generator loss. For the
+section ``perceptual`` by :mod:`mri2tau.train.runner`) added to the generator loss. For the
 supervised family that objective is the whole loss. ``image_size`` (X, Y, Z) is the volume box
 (:mod:`mri2tau.data.volumes`); the builders check it fits the network.
 """

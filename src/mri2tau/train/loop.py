@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -35,13 +33,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from mri2tau.device import resolve_device
 from mri2tau.io.atomic import atomic_path
 from mri2tau.log import get_logger
 from mri2tau.models import registry
@@ -52,6 +50,7 @@ from mri2tau.train.checkpoint import (
     save_generator,
     set_rng_state,
 )
+from mri2tau.train.epoch import run_epoch, seed_everything
 from mri2tau.train.steps import Family, StepContext, get_family
 
 log = get_logger("train")
@@ -89,26 +88,6 @@ class RunSettings:
 
 
 # ---------------------------------------------------------------- set-up helpers
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed torch (CPU + CUDA), numpy and ``random``; optionally force deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.benchmark = not deterministic
-
-
 def make_optimizer(params: list[nn.Parameter], hp: dict[str, Any]) -> torch.optim.Optimizer:
     """AdamW (VQGANs; weight decay ``weight_decay``, default 0.01) or Adam (others), lr/betas from ``hp``."""
     kind = str(hp.get("optimizer", "adam")).lower()
@@ -323,33 +302,28 @@ def fit(
     log.info("%s: %s family, %d epochs x %d batches of %d on %s (amp %s)", model, spec.family, epochs,
              n_batches, batch_size, device, settings.amp if device.type == "cuda" else "off")
 
+    def train_batch(batch: dict[str, torch.Tensor], i: int) -> tuple[dict[str, torch.Tensor], int]:
+        mri, pet = _to_device(batch, device, fmt)
+        losses = family.train_step(mri, pet, parts.context((epoch + i / n_batches) / epochs, progress.step))
+        if settings.log_every and progress.step % settings.log_every == 0:
+            for key, value in losses.items():
+                writer.add_scalar(f"step/{key}", float(value), progress.step)
+        progress.step += 1
+        return losses, 1
+
     for epoch in range(progress.epoch, epochs):
         start = time.perf_counter()
         loader_gen.manual_seed(settings.seed * 100003 + epoch)
         schedule_info = family.set_epoch(epoch)
         for net in nets.values():
             net.train()
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
         bar = tqdm(train_loader, total=n_batches, desc=f"{model} {epoch + 1}/{epochs}", leave=False,
                    disable=None if settings.progress_bar else True, mininterval=5.0)
-        for i, batch in enumerate(bar):
-            if i >= n_batches:
-                break
-            mri, pet = _to_device(batch, device, fmt)
-            losses = family.train_step(mri, pet, parts.context((epoch + i / n_batches) / epochs, progress.step))
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-                counts[key] = counts.get(key, 0) + 1
-            if settings.log_every and progress.step % settings.log_every == 0:
-                for key, value in losses.items():
-                    writer.add_scalar(f"step/{key}", float(value), progress.step)
-            progress.step += 1
+        means = run_epoch(bar, train_batch, n_batches)
         bar.close()
         lr = optimizers["generator"].param_groups[0]["lr"]
         for scheduler in schedulers.values():
             scheduler.step()
-        means = {key: float(total) / counts[key] for key, total in sums.items()}
         val_l1 = validation_l1(family, val_loader, device, fmt, autocast) if val_loader is not None else None
         monitored = val_l1 if val_l1 is not None else means["l1"]
         progress.epoch = epoch + 1

@@ -1,6 +1,6 @@
-"""Classifier stage (rules ``classifier_train`` / ``classifier_test``): Table V.
+"""Table V, diagnosis from real vs synthetic PET (rules ``classifier_train`` / ``classifier_test``).
 
-Train the CN vs MCI/AD slice classifier (:mod:`mri2tau.evaluate.classifier`) on the REAL
+Train the CN vs MCI/AD slice classifier (:mod:`mri2tau.train.classifier`) on the REAL
 training PET only: the slice stage's central-100 set (``results/slices/train_central.npz``:
 standardized SUVR scaled to [-1, 1], brain-masked, display-oriented). Test it on the real test
 set (``test_central.npz``) and on each model's synthetic test PET, brought into exactly the same
@@ -10,7 +10,8 @@ central axial positions.
 
 Outputs: ``classifier.pt`` (weights + settings), ``history.tsv`` (per-epoch focal loss, lr),
 ``table5_classifier.{tsv,md,html}`` (one row per source: real, then each model: correct counts and %
-overall / CN / MCI-AD, accuracy, AUC) and ``decisions.tsv`` (per source and subject).
+overall / CN / MCI-AD, accuracy, AUC) and ``decisions.tsv`` (per source and subject). A subject's
+decision is the mean slice probability >= 0.5 (positive = MCI/AD).
 """
 
 from __future__ import annotations
@@ -24,27 +25,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import roc_auc_score
 
 from mri2tau.data.datasets import open_slices
 from mri2tau.data.slices import SliceConfig, axial_slices, central_positions, pet_to_unit, to_grid
-from mri2tau.evaluate.classifier import (
-    ClassifierConfig,
-    slice_probabilities,
-    subject_decisions,
-    table_v_row,
-    train_classifier,
-)
+from mri2tau.device import resolve_device
 from mri2tau.evaluate.run import diagnosis_group, read_synthetic, test_sessions
 from mri2tau.evaluate.tables import write_formatted
 from mri2tau.io.atomic import write_tsv_atomic
+from mri2tau.io.nifti import load_grid_image
 from mri2tau.log import get_logger
-from mri2tau.models.classifier import SliceClassifier
 from mri2tau.models.defaults import baselines_first
+from mri2tau.models.slice_classifier import SliceClassifier
 from mri2tau.preprocess.harmonize import apply_map, subject_map
-from mri2tau.synthesize import load_grid_image
 from mri2tau.templates import template_grid
+from mri2tau.train.classifier import ClassifierConfig, labels_from_groups, train_classifier
 
-log = get_logger("evaluate.classify")
+log = get_logger("evaluate.diagnosis")
 
 STAGE = "classifier"
 CLASSIFIER_FORMAT = "mri2tau-classifier/1"
@@ -59,8 +56,6 @@ def classifier_config(section: Mapping[str, Any] | None) -> ClassifierConfig:
 
 
 def _device(section: Mapping[str, Any] | None) -> str:
-    from mri2tau.train.loop import resolve_device
-
     return str(resolve_device(str((section or {}).get("device", "auto"))))
 
 
@@ -100,6 +95,46 @@ def load_classifier(path: str | Path, device: str = "cpu") -> SliceClassifier:
     model = SliceClassifier(tuple(cfg["channels"]), dropout=cfg["dropout"])
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval()
+
+
+@torch.no_grad()
+def slice_probabilities(model: SliceClassifier, pet: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """Sigmoid probability of MCI/AD for each slice (N, 1, H, W) -> (N,)."""
+    model.eval()
+    out = []
+    for start in range(0, len(pet), batch_size):
+        xb = torch.as_tensor(pet[start : start + batch_size], dtype=torch.float32, device=device)
+        out.append(torch.sigmoid(model(xb)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def subject_decisions(probabilities: np.ndarray, index: pd.DataFrame) -> pd.DataFrame:
+    """Per subject: mean slice probability, prediction (>= 0.5) and truth (columns below)."""
+    frame = index[["sub", "dx_group"]].reset_index(drop=True).assign(prob=probabilities)
+    per = frame.groupby("sub", sort=True).agg(dx_group=("dx_group", "first"), prob=("prob", "mean")).reset_index()
+    per["label"] = labels_from_groups(per["dx_group"]).astype(int)
+    per["pred"] = (per["prob"] >= 0.5).astype(int)
+    per["correct"] = per["pred"] == per["label"]
+    return per
+
+
+def table_v_row(decisions: pd.DataFrame, source: str) -> dict[str, object]:
+    """One Table V row: overall / CN / MCI-AD correct counts and %, plus subject-level AUC."""
+    def part(frame: pd.DataFrame) -> str:
+        n = len(frame)
+        k = int(frame["correct"].sum())
+        return f"{k}/{n} ({100.0 * k / n:.1f}%)" if n else "0/0"
+
+    labels = decisions["label"].to_numpy()
+    auc = roc_auc_score(labels, decisions["prob"]) if len(set(labels)) == 2 else float("nan")
+    return {
+        "source": source,
+        "overall": part(decisions),
+        "CN": part(decisions[decisions["label"] == 0]),
+        "MCI/AD": part(decisions[decisions["label"] == 1]),
+        "accuracy": float(decisions["correct"].mean()) if len(decisions) else float("nan"),
+        "auc": float(auc),
+    }
 
 
 def synthetic_slices(

@@ -1,29 +1,31 @@
-"""Downstream CN vs MCI/AD classifier (MCR-VQGAN paper, Table V).
+"""Training the downstream CN vs MCI/AD slice classifier (MCR-VQGAN paper, Table V;
+architecture :class:`mri2tau.models.slice_classifier.SliceClassifier`, evaluation
+:mod:`mri2tau.evaluate.diagnosis`).
 
-Trained on REAL training PET slices only; tested on real test PET and on each model's
-synthetic test PET. Slices are 2D axial PET slices scaled to [-1, 1], shape (N, 1, H, W).
-CN subjects contribute every other slice (class balance, as the paper); focal loss
+Trained on REAL training PET slices only: 2D axial PET slices scaled to [-1, 1], shape
+(N, 1, H, W). CN subjects contribute every other slice (class balance, as the paper); focal loss
 (alpha 0.25, gamma 2); Adam lr 2e-4 with exponential decay 0.98 per epoch; batch 8; random
-rotations, flips and small affine transforms. A subject's decision is the mean slice
-probability >= 0.5 (positive = MCI/AD).
+rotations, flips and small affine transforms. Seeding and the epoch of optimisation steps are the
+generators' (:mod:`mri2tau.train.epoch`, :class:`mri2tau.train.steps.StepContext`).
 """
 
 from __future__ import annotations
 
-import random
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
 from mri2tau.log import get_logger
 from mri2tau.losses.focal import binary_focal_loss
-from mri2tau.models.classifier import SliceClassifier
+from mri2tau.models.slice_classifier import SliceClassifier
+from mri2tau.train.epoch import run_epoch, seed_rngs
+from mri2tau.train.steps import StepContext
 
 log = get_logger("classifier")
 
@@ -77,13 +79,6 @@ def _augmenter() -> v2.Compose:
     )
 
 
-def _seed_everything(seed: int) -> torch.Generator:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
 def train_classifier(
     pet: np.ndarray, index: pd.DataFrame, config: ClassifierConfig, device: str = "cpu", progress: bool = True
 ) -> tuple[SliceClassifier, pd.DataFrame]:
@@ -91,7 +86,8 @@ def train_classifier(
 
     Returns the model (eval mode) and a per-epoch history (epoch, loss, lr).
     """
-    generator = _seed_everything(config.seed)
+    seed_rngs(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
     rows = select_training_slices(index, config.cn_slice_stride)
     x = torch.as_tensor(pet[rows], dtype=torch.float32)
     y = torch.as_tensor(labels_from_groups(index["dx_group"].iloc[rows]))
@@ -100,61 +96,24 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     augment = _augmenter() if config.augment else None
+    context = StepContext({"classifier": optimizer}, {"classifier": torch.amp.GradScaler(enabled=False)},
+                          contextlib.nullcontext, 0.0, 0)
+
+    def train_batch(batch: list[torch.Tensor], _: int) -> tuple[dict[str, float], int]:
+        xb, yb = batch
+        if augment is not None:
+            xb = torch.stack([augment(img) for img in xb])
+        xb, yb = xb.to(device), yb.to(device)
+        loss = binary_focal_loss(model(xb), yb, config.focal_alpha, config.focal_gamma)
+        context.update("classifier", loss)
+        return {"loss": loss.item()}, len(xb)  # mean focal loss per slice
+
     history = []
     for epoch in tqdm(range(config.epochs), desc="classifier", disable=not progress):
         model.train()
-        total, count = 0.0, 0
-        for xb, yb in loader:
-            if augment is not None:
-                xb = torch.stack([augment(img) for img in xb])
-            xb, yb = xb.to(device), yb.to(device)
-            loss = binary_focal_loss(model(xb), yb, config.focal_alpha, config.focal_gamma)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(xb)
-            count += len(xb)
-        history.append({"epoch": epoch, "loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0]})
+        means = run_epoch(loader, train_batch)
+        history.append({"epoch": epoch, "loss": means.get("loss", 0.0), "lr": scheduler.get_last_lr()[0]})
         scheduler.step()
     model.eval()
     return model, pd.DataFrame(history)
 
-
-@torch.no_grad()
-def slice_probabilities(model: SliceClassifier, pet: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """Sigmoid probability of MCI/AD for each slice (N, 1, H, W) -> (N,)."""
-    model.eval()
-    out = []
-    for start in range(0, len(pet), batch_size):
-        xb = torch.as_tensor(pet[start : start + batch_size], dtype=torch.float32, device=device)
-        out.append(torch.sigmoid(model(xb)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-
-def subject_decisions(probabilities: np.ndarray, index: pd.DataFrame) -> pd.DataFrame:
-    """Per subject: mean slice probability, prediction (>= 0.5) and truth (columns below)."""
-    frame = index[["sub", "dx_group"]].reset_index(drop=True).assign(prob=probabilities)
-    per = frame.groupby("sub", sort=True).agg(dx_group=("dx_group", "first"), prob=("prob", "mean")).reset_index()
-    per["label"] = labels_from_groups(per["dx_group"]).astype(int)
-    per["pred"] = (per["prob"] >= 0.5).astype(int)
-    per["correct"] = per["pred"] == per["label"]
-    return per
-
-
-def table_v_row(decisions: pd.DataFrame, source: str) -> dict[str, object]:
-    """One Table V row: overall / CN / MCI-AD correct counts and %, plus subject-level AUC."""
-    def part(frame: pd.DataFrame) -> str:
-        n = len(frame)
-        k = int(frame["correct"].sum())
-        return f"{k}/{n} ({100.0 * k / n:.1f}%)" if n else "0/0"
-
-    labels = decisions["label"].to_numpy()
-    auc = roc_auc_score(labels, decisions["prob"]) if len(set(labels)) == 2 else float("nan")
-    return {
-        "source": source,
-        "overall": part(decisions),
-        "CN": part(decisions[decisions["label"] == 0]),
-        "MCI/AD": part(decisions[decisions["label"] == 1]),
-        "accuracy": float(decisions["correct"].mean()) if len(decisions) else float("nan"),
-        "auc": float(auc),
-    }
