@@ -62,6 +62,7 @@ from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
 from mri2tau.log import get_logger
 from mri2tau.models.registry import count_parameters
+from mri2tau.paths import TIMING_NAME, synth_name
 from mri2tau.templates import TEMPLATE_NAME, template_grid
 
 log = get_logger("synthesize")
@@ -69,11 +70,6 @@ log = get_logger("synthesize")
 STAGE = "synthesize"
 TIMING_COLUMNS = ("model", "dims", "sub", "ses", "device", "n_parameters", "n_passes", "inference_s", "total_s",
                   "peak_rss_mb", "peak_gpu_mb")
-
-
-def synth_name(sub: str, ses: str, space: str) -> str:
-    """File name of a synthetic SUVR volume (BIDS-derivatives style) in ``space`` (template name or T1w)."""
-    return f"sub-{sub}_ses-{ses}_space-{space}_desc-synth_pet.nii.gz"
 
 
 # ---------------------------------------------------------------- settings
@@ -408,7 +404,7 @@ def synthesize_model(
                      "total_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()})
         log.info("%s: %s, %d passes, %.2f s inference", label, model.name, timing["n_passes"], timing["inference_s"])
     frame = pd.DataFrame(rows, columns=list(TIMING_COLUMNS))
-    write_tsv_atomic(out_dir / "timing.tsv", frame)
+    write_tsv_atomic(out_dir / TIMING_NAME, frame)
     return frame
 
 

@@ -39,6 +39,7 @@ from mri2tau.evaluate.tables import metric_table, paper_tables, write_formatted,
 from mri2tau.io.adni import DX_GROUPS
 from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.log import get_logger
+from mri2tau.paths import EVAL_METRICS_NAMES, TIMING_NAME
 from mri2tau.synthesize import axial_indices, load_grid_image, synth_name
 from mri2tau.templates import TEMPLATE_NAME, roi_masks, template_grid
 
@@ -222,7 +223,7 @@ def evaluate_models(
     window = tuple(cfg.pet_window or slice_cfg.pet_window)
     shape, _ = template_grid(resolution_mm)
     positions = eval_positions(cfg.slices, slice_cfg, shape)
-    timings = {m: Path(d) / "timing.tsv" for m, d in synth_dirs.items()}
+    timings = {m: Path(d) / TIMING_NAME for m, d in synth_dirs.items()}
     dims = {m: int(pd.read_csv(p, sep="\t")["dims"].iloc[0]) for m, p in timings.items()}
     masks = roi_masks(resolution_mm)
     test = test_sessions(splits)
@@ -248,9 +249,8 @@ def evaluate_models(
     volumes = pd.DataFrame(volume_rows, columns=["model", "sub", "ses", "dx_group", "mse", "psnr", "ssim",
                                                  "mse_brain", "psnr_brain", "ssim_brain"])
     roi_table = pd.DataFrame(roi_rows)
-    write_tsv_atomic(out / "slice_metrics.tsv", slices)
-    write_tsv_atomic(out / "volume_metrics.tsv", volumes)
-    write_tsv_atomic(out / "roi_suvr.tsv", roi_table)
+    for name, table in (("slice_metrics", slices), ("volume_metrics", volumes), ("roi_suvr", roi_table)):
+        write_tsv_atomic(out / EVAL_METRICS_NAMES[name], table)
     tables = paper_tables(slices, out)
     tables["table_volumes"] = metric_table(volumes, ["model"]) if len(volumes) else pd.DataFrame(columns=["model", "n"])
     write_table(tables["table_volumes"], ["model"], out / "table_volumes",
