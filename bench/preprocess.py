@@ -23,7 +23,6 @@ import argparse
 import logging
 import multiprocessing
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from mri2tau.log import peak_rss_mb
 
 Steps = dict[str, tuple[float, float]]  # step -> (wall s, CPU s)
 
@@ -60,11 +61,6 @@ class Case:
         if self.threads:
             user |= {"registration": {"threads": self.threads}, "pet": {"threads": self.threads}}
         return resolve_config(user)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _timed(steps: Steps, key: str, func: Callable[..., object], /, **kwargs: object) -> object:
@@ -147,7 +143,7 @@ def bench_pet(case: Case, steps: Steps) -> dict[str, float]:
     import ants
     import pandas as pd
 
-    from mri2tau.preprocess import pet, suvr
+    from mri2tau.preprocess import motion, pet, suvr, transforms
     from mri2tau.preprocess.registration import forward_transforms
 
     settings, res, mri, out = case.config()["pet"], case.resolution_mm, case.out / "mri", case.out / "pet"
@@ -157,7 +153,7 @@ def bench_pet(case: Case, steps: Steps) -> dict[str, float]:
                                        ("tpl", "tpl.nii.gz"), ("ref", "ref.nii.gz"), ("suvr", "suvr.nii.gz"),
                                        ("stats", "stats.tsv"), ("tpl_true", "tpl_true.nii.gz"),
                                        ("suvr_true", "suvr_true.nii.gz"), ("stats_true", "stats_true.tsv")]}
-    _timed(steps, "pet_motion", pet.correct_motion, pet=pet_4d, sidecar=sidecar, pet_mean_out=f["mean"],
+    _timed(steps, "pet_motion", motion.correct_motion, pet=pet_4d, sidecar=sidecar, pet_mean_out=f["mean"],
            motion_out=f["motion"], subject=case.subject, expected_frames=6, method=settings["motion_correction"],
            threads=threads)
     _timed(steps, "pet_to_t1", pet.register_pet_to_t1, pet_mean=f["mean"], t1=mri / "n4.nii.gz", xfm_out=f["xfm"],
@@ -171,19 +167,19 @@ def bench_pet(case: Case, steps: Steps) -> dict[str, float]:
            stats_out=f["stats"], subject=case.subject, motion=f["motion"])
     figures: dict[str, float] = {"pipeline_peak_rss_mb": peak_rss_mb()}
 
-    truth_motion = pd.read_csv(case.truth / "motion.tsv", sep="\t")[pet.MOTION_COLUMNS[1:]].to_numpy()
-    err = np.abs(pd.read_csv(f["motion"], sep="\t")[pet.MOTION_COLUMNS[1:]].to_numpy() - truth_motion)
+    truth_motion = pd.read_csv(case.truth / "motion.tsv", sep="\t")[motion.MOTION_COLUMNS[1:]].to_numpy()
+    err = np.abs(pd.read_csv(f["motion"], sep="\t")[motion.MOTION_COLUMNS[1:]].to_numpy() - truth_motion)
     figures |= {"motion_err_mm": float(err[:, :3].max()), "motion_err_deg": float(err[:, 3:].max())}
-    estimated = pet.ants_linear_to_ras(ants.read_transform(str(f["xfm"])))
+    estimated = transforms.ants_linear_to_ras(ants.read_transform(str(f["xfm"])))
     points = np.c_[[[0, -20, 10], [50, -20, 10], [-50, -20, 10], [0, 50, 30], [0, -80, -30]], np.ones(5)].T
     moved = estimated @ np.loadtxt(case.truth / "pet_to_t1.txt") @ points - points
     figures["pet2t1_err_mm"] = float(np.linalg.norm(moved[:3], axis=0).max())
     blurred = case.truth / "suvr_template_blurred.nii.gz"
     figures |= _roi_errors(f["suvr"], blurred, f["ref"], res, "e2e")
     # the same chain with the TRUE template<->native mapping isolates the PET stage
-    true_warp = pet.dense_map_to_ants_warp(nib.load(case.truth / "template_to_native_coords.nii.gz"),
+    true_warp = transforms.dense_map_to_ants_warp(nib.load(case.truth / "template_to_native_coords.nii.gz"),
                                            out / "true_warp.nii.gz")
-    ants.write_transform(pet.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
+    ants.write_transform(transforms.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
     pet.pet_to_template(f["mean"], f["xfm"], [true_warp, out / "identity.mat"], f["tpl_true"],
                         subject=case.subject, resolution_mm=res)
     suvr.compute_suvr(f["tpl_true"], f["ref"], f["suvr_true"], f["stats_true"], subject=case.subject)
@@ -306,9 +302,9 @@ def _child(stage: str, case: Case, queue: multiprocessing.Queue) -> None:
     logger.addHandler(_StepRecords(steps))
     wall, cpu = time.perf_counter(), time.process_time()
     figures = STAGES[stage](case, steps)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = peak_rss_mb()
     total = (time.perf_counter() - wall, time.process_time() - cpu)
-    queue.put((total, usage.ru_maxrss / 1024.0, steps, figures))
+    queue.put((total, rss_mb, steps, figures))
 
 
 def run_stage(stage: str, case: Case) -> tuple[tuple[float, float], float, Steps, dict[str, float]]:

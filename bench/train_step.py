@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import sys
 import time
 import warnings
@@ -28,6 +27,7 @@ import warnings
 import pandas as pd
 import torch
 
+from mri2tau.log import peak_rss_mb
 from mri2tau.models import registry
 from mri2tau.train.loop import build_parts, resolve_device
 
@@ -86,7 +86,7 @@ def measure(model: str, preset: str, size: int, device_name: str, steps: int, in
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        peak_mb = peak_rss_mb()
     return {
         "model": model,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{threads}",
@@ -186,7 +186,7 @@ def measure_3d(model: str, preset: str, size: int, device_name: str, steps: int,
     _sync(device)
     step_s = (time.perf_counter() - start) / steps
     peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+               else peak_rss_mb())
     return {
         "model": model,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{threads}",

@@ -241,3 +241,16 @@ def test_cyclic_plane_follows_the_training_loop_across_a_resume(tmp_path, vgg):
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert metrics["epoch"].tolist() == [1, 2, 3]
     assert metrics["perceptual_plane"].tolist() == ["axial", "coronal", "sagittal"]
+
+
+def test_separable_ssim_equals_monai_ssim_loss():
+    from monai.losses import SSIMLoss
+
+    from mri2tau.losses.ssim3d import ssim_loss_3d
+
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 1, 24, 20, 16, generator=g) * 2 - 1
+    target = (0.6 * pred + 0.4 * torch.rand(2, 1, 24, 20, 16, generator=g)).clamp(-1, 1)
+    ours, monai = ssim_loss_3d()(pred, target), SSIMLoss(spatial_dims=3, data_range=2.0)(pred, target)
+    torch.testing.assert_close(ours, monai, atol=1e-5, rtol=1e-5)
+    assert float(ssim_loss_3d()(target, target)) == pytest.approx(0.0, abs=1e-6)

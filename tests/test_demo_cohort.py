@@ -107,7 +107,7 @@ def test_layout_csv_and_cohort_table(cohort, table):
         for name in ["t1_vox2world.txt", "t1_native.nii.gz", "native_to_template_coords.nii.gz",
                      "template_to_native_coords.nii.gz", "suvr_template.nii.gz",
                      "suvr_template_blurred.nii.gz", "manufacturer_effect.json", "pet_vox2world.txt",
-                     "pet_to_t1.txt", "motion.tsv", "pet.json"]:
+                     "pet_to_t1.txt", "motion.tsv", "pet.json", "atrophy.tsv"]:
             assert (cohort / "truth" / f"sub-{sub}" / name).is_file(), (sub, name)
     assert not list(cohort.glob(".demo-cohort-*")), "temporary folder left behind"
 
@@ -292,7 +292,10 @@ def test_warp_truth_is_inverse_consistent_and_generates_the_t1(cohort, table):
         inside = np.all((tpl_vox > 1) & (tpl_vox < np.array(tpl_shape) - 2), axis=-1)
         back = np.stack([ndi.map_coordinates(t2n[..., c], tpl_vox[inside].T, order=1) for c in range(3)], -1)
         err = np.linalg.norm(back - native_world[inside], axis=-1)
-        assert err.max() < 0.1 * VOXEL_MM, err.max()
+        # t2n is interpolated trilinearly between 4 mm voxels here, which is only approximate where
+        # the atrophy bends the field on the 4 mm lattice scale (the mapping itself round-trips to
+        # < 0.02 mm: tests/test_atrophy.py)
+        assert err.max() < 0.15 * VOXEL_MM and np.percentile(err, 99) < 0.025 * VOXEL_MM, err.max()
         # rigid part: rotation <= 10 deg; nonlinear part a few mm
         rigid = _txt(cohort, row.sub, "rigid_template_to_native.txt")
         np.testing.assert_allclose(rigid[:3, :3] @ rigid[:3, :3].T, np.eye(3), atol=1e-6)

@@ -79,8 +79,9 @@ def finished(tmp_path_factory):
 
 
 def after_3d_training(models_3d: list[str]) -> set[str]:
-    """3D training jobs and what consumes them: synthesis per model, evaluation, figures, Table V."""
-    return ({f"train_model_3d[model={m}]" for m in models_3d} | {f"synthesize[model={m}]" for m in models_3d}
+    """3D training jobs and what consumes them: synthesis and regional SUVRs of the synthetic
+    images per model, evaluation, figures, Table V."""
+    return ({f"{rule}[model={m}]" for m in models_3d for rule in ("train_model_3d", "synthesize", "regional_synth")}
             | {"evaluate", "figures", "classifier_test", "all"})
 
 

@@ -20,7 +20,9 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.preprocess import motion as motionmod
 from mri2tau.preprocess import pet as petmod
+from mri2tau.preprocess import transforms
 from mri2tau.preprocess import suvr as suvrmod
 from mri2tau.templates import load_template_mask, load_template_t1, roi_masks, template_grid
 
@@ -41,7 +43,7 @@ MOTION_TRUTH = np.array([  # frame k relative to frame 1: trans x,y,z (mm), rot 
 
 def assert_motion_close(table: pd.DataFrame, truth: np.ndarray, mm: float = 0.5, deg: float = 0.5) -> None:
     """Estimated motion parameters within ``mm`` / ``deg`` of the truth (frames x 6)."""
-    est = table[petmod.MOTION_COLUMNS[1:]].to_numpy()
+    est = table[motionmod.MOTION_COLUMNS[1:]].to_numpy()
     err_trans, err_rot = np.abs(est[:, :3] - truth[:, :3]).max(), np.abs(est[:, 3:] - truth[:, 3:]).max()
     assert err_trans < mm and err_rot < deg, f"motion error {err_trans:.3f} mm, {err_rot:.3f} deg"
 
@@ -79,7 +81,7 @@ def write_shift_warp(shift_ras: np.ndarray, path: Path) -> Path:
     shape, affine = template_grid(RES)
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
     points = grid @ affine[:3, :3].T + affine[:3, 3] + shift_ras
-    return petmod.dense_map_to_ants_warp(nib.Nifti1Image(points.astype(np.float32), affine), path)
+    return transforms.dense_map_to_ants_warp(nib.Nifti1Image(points.astype(np.float32), affine), path)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,7 @@ def subject(tmp_path_factory) -> dict:
     pet_shape = (52, 62, 52)
     a_pet = np.diag([3.5, 3.5, 3.5, 1.0])
     a_pet[:3, 3] = -np.array(pet_shape) * 3.5 / 2 + np.array([0.0, -15.0, 10.0])
-    centre = petmod.fov_centre(pet_shape, a_pet)
+    centre = motionmod.fov_centre(pet_shape, a_pet)
     rng = np.random.default_rng(0)
     frames = []
     for params in MOTION_TRUTH:
@@ -126,7 +128,7 @@ def subject(tmp_path_factory) -> dict:
     pet4d = np.stack(frames, axis=-1).astype(np.float32)
 
     affine_xfm = tmp / "affine.mat"
-    ants.write_transform(petmod.ras_to_ants_linear(g), str(affine_xfm))
+    ants.write_transform(transforms.ras_to_ants_linear(g), str(affine_xfm))
     files = {
         "pet": save(pet4d, a_pet, tmp / "pet.nii.gz"),
         "t1": save(t1_nat, a_nat, tmp / "t1.nii.gz"),
@@ -151,7 +153,7 @@ def processed(subject) -> dict:
         out_dir=tmp / "out", subject="SYN01", session="bl", resolution_mm=RES, expected_frames=6,
         settings=PET_SETTINGS)
     pet_tpl = np.asarray(nib.load(out["pet_template"]).dataobj)
-    return {**out, "pet2t1_matrix": petmod.ants_linear_to_ras(ants.read_transform(str(out["pet2t1"]))),
+    return {**out, "pet2t1_matrix": transforms.ants_linear_to_ras(ants.read_transform(str(out["pet2t1"]))),
             "overlap": petmod.brain_overlap(pet_tpl, subject["brain"])}
 
 
@@ -197,8 +199,8 @@ def test_template_resampling_applies_warp_then_affine_then_pet2t1(tmp_path):
     pet2t1 = rigid([5.0, -4.0, 3.0], [0.0, 0.0, 0.0])  # T1 point -> PET point
     affine = rigid([-6.0, 8.0, 2.0], [0.0, 0.0, 25.0])  # template (after warp) -> T1 point
     u = np.array([10.0, 0.0, -6.0])  # warp: p -> p + u
-    ants.write_transform(petmod.ras_to_ants_linear(pet2t1), str(tmp_path / "pet2t1.mat"))
-    ants.write_transform(petmod.ras_to_ants_linear(affine), str(tmp_path / "affine.mat"))
+    ants.write_transform(transforms.ras_to_ants_linear(pet2t1), str(tmp_path / "pet2t1.mat"))
+    ants.write_transform(transforms.ras_to_ants_linear(affine), str(tmp_path / "affine.mat"))
     warp = write_shift_warp(u, tmp_path / "warp.nii.gz")
     out = tmp_path / "tpl.nii.gz"
     petmod.pet_to_template(pet_path, tmp_path / "pet2t1.mat", [warp, tmp_path / "affine.mat"], out,
@@ -213,25 +215,25 @@ def test_template_resampling_applies_warp_then_affine_then_pet2t1(tmp_path):
 def test_frame_weights_follow_sidecar_durations(tmp_path):
     side = tmp_path / "pet.json"
     side.write_text(json.dumps({"FrameDuration": [300, 300, 600]}))
-    assert np.allclose(petmod.frame_weights(side, 3), [0.25, 0.25, 0.5])
-    assert np.allclose(petmod.frame_weights(None, 4), 0.25)
-    assert np.allclose(petmod.frame_weights(side, 6), 1 / 6)  # length mismatch -> equal weights
+    assert np.allclose(motionmod.frame_weights(side, 3), [0.25, 0.25, 0.5])
+    assert np.allclose(motionmod.frame_weights(None, 4), 0.25)
+    assert np.allclose(motionmod.frame_weights(side, 6), 1 / 6)  # length mismatch -> equal weights
 
 
 def test_ants_transform_round_trip_matches_ras_matrix():
     m = rigid([3.0, -2.0, 5.0], [4.0, -7.0, 2.0], centre=(10.0, 20.0, -5.0))
-    assert np.allclose(petmod.ants_linear_to_ras(petmod.ras_to_ants_linear(m)), m, atol=1e-6)
+    assert np.allclose(transforms.ants_linear_to_ras(transforms.ras_to_ants_linear(m)), m, atol=1e-6)
 
 
 def test_motion_parameters_recover_known_matrices():
     centre = np.array([5.0, -10.0, 20.0])
     mats = [rigid(p[:3], p[3:], centre) for p in MOTION_TRUTH]
-    table = petmod.motion_parameters(mats, centre)
-    assert np.allclose(table[petmod.MOTION_COLUMNS[1:]].to_numpy(), MOTION_TRUTH, atol=1e-9)
+    table = motionmod.motion_parameters(mats, centre)
+    assert np.allclose(table[motionmod.MOTION_COLUMNS[1:]].to_numpy(), MOTION_TRUTH, atol=1e-9)
 
 
 def test_mcflirt_command_line_and_matrix_conversion(subject, tmp_path):
-    iface = petmod.mcflirt_interface(subject["files"]["pet"], tmp_path / "mc.nii.gz")
+    iface = motionmod.mcflirt_interface(subject["files"]["pet"], tmp_path / "mc.nii.gz")
     cmd = iface.cmdline
     assert cmd.startswith("mcflirt -in ") and "-refvol 0" in cmd and "-mats" in cmd and "-plots" in cmd
     # FLIRT frame-k -> frame-1 matrix of a known head motion converts back to that motion (world RAS)
@@ -239,17 +241,17 @@ def test_mcflirt_command_line_and_matrix_conversion(subject, tmp_path):
     from fsl.transform.flirt import toFlirt
 
     frame_img = nib.Nifti1Image(subject["pet4d"][..., 0], subject["a_pet"])
-    motion = rigid([1.5, -0.5, 2.0], [1.0, 2.0, -1.5], petmod.fov_centre(frame_img.shape, subject["a_pet"]))
+    motion = rigid([1.5, -0.5, 2.0], [1.0, 2.0, -1.5], motionmod.fov_centre(frame_img.shape, subject["a_pet"]))
     frame = Image(frame_img)
     flirt = toFlirt(np.linalg.inv(motion), frame, frame, from_="world", to="world")
-    assert np.allclose(petmod.flirt_to_motion(flirt, frame_img), motion, atol=1e-6)
+    assert np.allclose(motionmod.flirt_to_motion(flirt, frame_img), motion, atol=1e-6)
 
 
 def test_motion_method_choice(monkeypatch):
     monkeypatch.delenv("FSLDIR", raising=False)
-    assert petmod.choose_motion_method("auto") == "ants"
+    assert motionmod.choose_motion_method("auto") == "ants"
     with pytest.raises(RuntimeError, match="pet.motion_correction"):
-        petmod.choose_motion_method("fsl")
+        motionmod.choose_motion_method("fsl")
 
 
 # ---------------------------------------------------------------- bad input
@@ -260,7 +262,7 @@ def _write_pet(tmp_path: Path, data: np.ndarray, name="bad.nii.gz") -> Path:
 def test_wrong_number_of_frames_fails_naming_subject_and_number(subject, tmp_path):
     path = _write_pet(tmp_path, subject["pet4d"][..., :4])
     with pytest.raises(PipelineInputError) as err:
-        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD01", expected_frames=6)
+        motionmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD01", expected_frames=6)
     msg = str(err.value)
     assert "BAD01" in msg and "pet_motion" in msg and "4 frames" in msg and "expected 6" in msg
     assert not (tmp_path / "m.nii.gz").exists() and not (tmp_path / "m.tsv").exists()
@@ -272,7 +274,7 @@ def test_nan_voxels_fail_with_their_count(subject, tmp_path):
     data[11, 10, 10, 3] = np.nan
     path = _write_pet(tmp_path, data)
     with pytest.raises(PipelineInputError, match=r"subject BAD02.*pet_motion.*\b2 NaN"):
-        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD02", expected_frames=6)
+        motionmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD02", expected_frames=6)
     assert not list(tmp_path.glob("m.*"))
 
 
@@ -280,7 +282,7 @@ def test_truncated_pet_file_fails_naming_subject_file_and_fix(subject, tmp_path)
     path = _write_pet(tmp_path, subject["pet4d"], name="sub-BAD07_pet.nii.gz")
     path.write_bytes(path.read_bytes()[:400])  # an interrupted copy: gzip stream ends early
     with pytest.raises(PipelineInputError) as err:
-        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD07", expected_frames=6)
+        motionmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD07", expected_frames=6)
     msg = str(err.value)
     assert "BAD07" in msg and "pet_motion" in msg and str(path) in msg and "reconvert" in msg, msg
     assert not list(tmp_path.glob("m.*"))
@@ -291,7 +293,7 @@ def test_empty_frame_fails(subject, tmp_path):
     data[..., 4] = 0
     path = _write_pet(tmp_path, data)
     with pytest.raises(PipelineInputError, match=r"frame\(s\) \[5\]"):
-        petmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD03", expected_frames=6)
+        motionmod.correct_motion(path, tmp_path / "m.nii.gz", tmp_path / "m.tsv", subject="BAD03", expected_frames=6)
 
 
 def test_pet_without_brain_overlap_fails_naming_the_fraction(subject, processed, tmp_path):
@@ -372,8 +374,8 @@ DEMO_VOXEL_MM = 2.0  # at 4 mm, interpolation alone costs ~5 % in the 4-voxel-th
 
 def truth_t1_to_template(truth: Path, out: Path) -> list[Path]:
     """The demo's true template->native mapping as ANTs transforms ``[warp, identity affine]``."""
-    warp = petmod.dense_map_to_ants_warp(nib.load(truth / "template_to_native_coords.nii.gz"), out / "true_warp.nii.gz")
-    ants.write_transform(petmod.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
+    warp = transforms.dense_map_to_ants_warp(nib.load(truth / "template_to_native_coords.nii.gz"), out / "true_warp.nii.gz")
+    ants.write_transform(transforms.ras_to_ants_linear(np.eye(4)), str(out / "identity.mat"))
     return [warp, out / "identity.mat"]
 
 
@@ -435,12 +437,12 @@ def test_demo_motion_within_half_mm_and_half_degree(demo_session):
     truth = pd.read_csv(demo_session["truth"] / "motion.tsv", sep="\t")
     table = pd.read_csv(demo_session["paths"]["motion"], sep="\t")
     assert list(table["frame"]) == list(truth["frame"])
-    assert_motion_close(table, truth[petmod.MOTION_COLUMNS[1:]].to_numpy())
+    assert_motion_close(table, truth[motionmod.MOTION_COLUMNS[1:]].to_numpy())
 
 
 def test_demo_pet_to_t1_recovers_session_offset(demo_session):
     pet_to_t1 = np.loadtxt(demo_session["truth"] / "pet_to_t1.txt")  # PET world -> T1 world
-    estimated = petmod.ants_linear_to_ras(ants.read_transform(str(demo_session["paths"]["pet2t1"])))
+    estimated = transforms.ants_linear_to_ras(ants.read_transform(str(demo_session["paths"]["pet2t1"])))
     points = np.c_[[[0, -20, 10], [50, -20, 10], [-50, -20, 10], [0, 50, 30], [0, -80, -30]], np.ones(5)].T
     err = np.linalg.norm((estimated @ pet_to_t1 @ points - points)[:3], axis=0)
     assert err.max() < 2.0, f"PET->T1 error up to {err.max():.2f} mm"
@@ -473,7 +475,7 @@ def test_demo_averaged_input_skips_motion_and_recovers_suvr(demo_session):
         out_dir=out / "pet", subject=demo_session["sub"], session=row["ses"], resolution_mm=DEMO_VOXEL_MM,
         expected_frames=data["pet_n_frames"], settings=preset["pet"])  # 6 for raw input; the sidecar says 1 frame
     motion = pd.read_csv(paths["motion"], sep="\t")
-    assert len(motion) == 1 and not motion[petmod.MOTION_COLUMNS[1:]].to_numpy().any()
+    assert len(motion) == 1 and not motion[motionmod.MOTION_COLUMNS[1:]].to_numpy().any()
     suvr = np.asarray(nib.load(paths["suvr"]).dataobj)
     blurred = np.asarray(nib.load(truth / "suvr_template_blurred.nii.gz").dataobj)
     assert_roi_suvr_close(suvr, blurred, roi_masks(DEMO_VOXEL_MM), 0.05)

@@ -21,7 +21,7 @@ from mri2tau.data.slices import slice_positions
 from mri2tau.evaluate.run import evaluate_models
 from mri2tau.models import registry
 from mri2tau.preprocess.harmonize import apply_map
-from mri2tau.preprocess.registration import ras_to_itk_affine
+from mri2tau.preprocess.transforms import ras_to_ants_linear
 from mri2tau.synthesize import synth_name, synthesize_model
 from mri2tau.templates import TEMPLATE_NAME, load_template_mask, load_template_t1, template_grid
 from mri2tau.train.checkpoint import save_generator
@@ -86,7 +86,7 @@ def write_sessions(patterns: dict[str, str], sessions: list[tuple[str, str, floa
     brain = np.asarray(load_template_mask(RES).dataobj) > 0
     native_affine = affine.copy()
     native_affine[:3, 3] += SHIFT_MM
-    shift = ras_to_itk_affine(np.vstack([np.c_[np.eye(3), -SHIFT_MM], [0, 0, 0, 1]]))
+    shift = ras_to_ants_linear(np.linalg.inv(np.vstack([np.c_[np.eye(3), -SHIFT_MM], [0, 0, 0, 1]])))
     zero_warp = ants.merge_channels([ants.from_nibabel_nifti(nib.Nifti1Image(np.zeros(shape, np.float32), affine))] * 3)
     rows = []
     for sub, dx, amp, split in sessions:

@@ -1,9 +1,10 @@
-"""Logging for rules and the CLI: one log file per rule and subject, plus the console."""
+"""Logging for rules and the CLI: one log file per rule and subject, plus the console; step times, peak memory."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -45,3 +46,8 @@ def timed_step(logger: logging.Logger, step: str, label: str = "") -> Iterator[N
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     logger.info("%s%s: %.1f s wall, %.1f s CPU", f"{label}: " if label else "", step, wall, cpu,
                 extra={"step": step, "wall_s": wall, "cpu_s": cpu})
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MB; Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -353,9 +353,9 @@ def synthesize_model(
     splits: str | Path,
     t1_pattern: str,
     mask_pattern: str,
-    t1w_pattern: str,
-    affine_pattern: str,
-    invwarp_pattern: str,
+    t1w_pattern: str | None,
+    affine_pattern: str | None,
+    invwarp_pattern: str | None,
     harmonization: str | Path | None,
     out_dir: str | Path,
     resolution_mm: float,
@@ -368,7 +368,8 @@ def synthesize_model(
 ) -> pd.DataFrame:
     """Rule ``synthesize``: every test session of ``splits`` -> ``out_dir`` (template + native
     SUVR NIfTIs and ``timing.tsv``). Patterns: the shared path patterns with ``{sub}``/``{ses}``
-    (T1_TEMPLATE, BRAIN_MASK_TEMPLATE, T1W, XFM_AFFINE, XFM_INVWARP). Returns the timing table."""
+    (T1_TEMPLATE, BRAIN_MASK_TEMPLATE, T1W, XFM_AFFINE, XFM_INVWARP); ``t1w_pattern`` None writes
+    the template-space volumes only (in-process benchmarks). Returns the timing table."""
     import json
 
     if threads:
@@ -393,11 +394,12 @@ def synthesize_model(
         brain = np.asarray(load_grid_image(mask_pattern.format(**fmt), "brain mask", label, shape, affine).dataobj) > 0
         scale_offset = _subject_map(params, row.manufacturer, label, on_unknown_manufacturer)
         suvr, timing = synthesize_suvr(model, t1_img, brain, cfg, scale_offset)
-        native = nib.load(t1w_pattern.format(**fmt))
-        native_suvr = template_to_native(suvr, affine, native, affine_pattern.format(**fmt),
-                                         invwarp_pattern.format(**fmt), cfg.native_interpolation)
         save_nifti(suvr, affine, out_dir / synth_name(row.sub, row.ses, TEMPLATE_NAME))
-        save_nifti(native_suvr, native.affine, out_dir / synth_name(row.sub, row.ses, "T1w"))
+        if t1w_pattern is not None:
+            native = nib.load(t1w_pattern.format(**fmt))
+            native_suvr = template_to_native(suvr, affine, native, affine_pattern.format(**fmt),
+                                             invwarp_pattern.format(**fmt), cfg.native_interpolation)
+            save_nifti(native_suvr, native.affine, out_dir / synth_name(row.sub, row.ses, "T1w"))
         rows.append({"model": model.name, "dims": model.dims, "sub": row.sub, "ses": row.ses,
                      "device": model.device.type,
                      "n_parameters": count_parameters(model.generator), **timing,

@@ -111,6 +111,11 @@ def load_template_mask(resolution_mm: float, path: str | None = None) -> nib.Nif
     return nib.Nifti1Image(mask.astype(np.uint8), out.affine)
 
 
+def template_brain(resolution_mm: float, path: str | None = None) -> np.ndarray:
+    """The template brain mask (:func:`load_template_mask`) as a boolean array on the template grid."""
+    return np.asarray(load_template_mask(resolution_mm, path).dataobj) > 0
+
+
 @functools.lru_cache(maxsize=8)
 def load_atlas(name: str, resolution_mm: float) -> tuple[nib.Nifti1Image, pd.DataFrame]:
     """Label map (int32, nearest-neighbour resampled to the template grid) and its label table.

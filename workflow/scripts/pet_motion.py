@@ -1,4 +1,4 @@
-from mri2tau.preprocess.pet import correct_motion
+from mri2tau.preprocess.motion import correct_motion
 from mri2tau.smk import run_rule
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params

@@ -13,7 +13,6 @@ excluded. Full validation happens when a session is converted.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pandas as pd
 from mri2tau.convert.classify import PET_INPUT_STEPS, STEP_INPUT, pet_frames, pet_step, t1_kind, tracer_problem
 from mri2tau.convert.pairing import Candidate, Unused, pair_visits, unused_t1s
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.cache import per_file_version
 from mri2tau.io.adni import (
     VISIT,
     DiagnosisError,
@@ -243,8 +243,7 @@ def session_row(pairs_tsv: str | Path, sub: str, ses: str) -> dict[str, str]:
     The pairs table is read once per file version (path, mtime, size), not once per session:
     Snakemake calls this for every session while it builds the DAG.
     """
-    stat = Path(pairs_tsv).stat()
-    rows = _pair_rows(str(pairs_tsv), stat.st_mtime_ns, stat.st_size)
+    rows = _pair_rows(pairs_tsv)
     if (sub, ses) not in rows:
         raise ValueError(f"sub-{sub} ses-{ses} is not among the selected pairs in {pairs_tsv}")
     return dict(rows[(sub, ses)])
@@ -264,8 +263,8 @@ def session_series(pairs_tsv: str | Path, sub: str, ses: str) -> dict:
             "pet_step": int(row["pet_step"]), "expected_frames": int(row["pet_frames"])}
 
 
-@functools.lru_cache(maxsize=4)
-def _pair_rows(pairs_tsv: str, mtime_ns: int, size: int) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+@per_file_version(maxsize=4)
+def _pair_rows(pairs_tsv: str) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     """(sub, ses) -> the row's (column, value) pairs, of one version of the pairs table."""
     pairs = pd.read_csv(pairs_tsv, sep="\t", dtype=str, keep_default_na=False)
     return {(r["sub"], r["ses"]): tuple(r.items()) for r in pairs.to_dict("records")}

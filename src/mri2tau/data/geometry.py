@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mri2tau.templates import load_template_mask, template_grid
+from mri2tau.templates import template_brain, template_grid
 
 BACKGROUND = -1.0  # network value outside the head ([-1, 1] scaling)
 
@@ -105,5 +105,5 @@ def volume_geometry(section: Mapping[str, Any], resolution_mm: float, mask_path:
     pad_multiple = int(section.get("pad_multiple", 32))
     if section.get("crop", "brain_bbox") == "none":
         return full_grid_geometry(template_grid(resolution_mm)[0], pad_multiple)
-    mask = np.asarray(load_template_mask(resolution_mm, mask_path).dataobj) > 0
+    mask = template_brain(resolution_mm, mask_path)
     return brain_box_geometry(mask, pad_multiple, int(section.get("margin_vox", 0)), section.get("shape"))

@@ -14,7 +14,6 @@ stratum is within one subject of its target and the total is ``round(n * test_fr
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pandas as pd
 
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import write_tsv_atomic
+from mri2tau.io.cache import per_file_version
 from mri2tau.log import get_logger
 
 log = get_logger("data.split")
@@ -143,14 +143,13 @@ def sessions_in_split(
     the split is a deterministic function of the pairs table and the ``split`` settings, so the
     workflow needs no second checkpoint. Cached per version (path, mtime, size) of the table.
     """
-    stat = Path(pairs).stat()
     keys = (stratify_by,) if isinstance(stratify_by, str) else tuple(stratify_by)
-    table = _cached_split(str(pairs), stat.st_mtime_ns, stat.st_size, float(test_fraction), int(seed), keys)
+    table = _cached_split(pairs, float(test_fraction), int(seed), keys)
     return [(sub, ses) for sub, ses, which in table if which == split]
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_split(pairs: str, mtime_ns: int, size: int, test_fraction: float, seed: int,
+@per_file_version(maxsize=8)
+def _cached_split(pairs: str, test_fraction: float, seed: int,
                   stratify_by: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
     splits = split_pairs_table(pairs, test_fraction=test_fraction, seed=seed, stratify_by=stratify_by)
     return tuple(zip(splits["sub"], splits["ses"], splits["split"]))

@@ -30,7 +30,8 @@ from mri2tau.demo.clinical import (
     plan_subject,
     subject_rng,
 )
-from mri2tau.demo.deform import SubjectDeformation, apply_affine, random_deformation, random_rigid
+from mri2tau.demo.atrophy import STREAM_ATROPHY, SubjectAtrophy, csf_intensity, subject_atrophy, volume_table
+from mri2tau.demo.deform import SubjectDeformation, apply_affine, random_deformation, random_rigid, template_lattice
 from mri2tau.demo.followup import add_followups
 from mri2tau.demo.pet import frame_timing, motion_matrices, quantise_per_slice, random_motion, render_frames
 from mri2tau.demo.processed_pet import write_processed_pet
@@ -80,7 +81,7 @@ def _write_geometry_truth(folder: Path, deformation: SubjectDeformation, t1: T1I
     slope = float(t1.slope) if t1.slope != "1" else None
     _save_nifti(folder / "t1_native.nii.gz", stored, vox2world, slope)
     _save_coords(folder / "native_to_template_coords.nii.gz", coords, vox2world)
-    to_native = deformation.template_to_native_grid(tpl_shape, tpl_affine)
+    to_native = deformation.template_to_native_grid(tpl_shape, tpl_affine, exact=True)
     _save_coords(folder / "template_to_native_coords.nii.gz", np.moveaxis(to_native, 0, -1), tpl_affine)
 
 
@@ -95,18 +96,21 @@ def _write_suvr_truth(folder: Path, suvr: np.ndarray, blurred: np.ndarray, vendo
     (folder / "manufacturer_effect.json").write_text(json.dumps(effect, indent=2) + "\n")
 
 
-def _t1_part(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path,
-             folder: Path) -> tuple[SubjectDeformation, np.ndarray, dict]:
-    """Deformation + T1 DICOM + geometry truth; returns (deformation, head centre native mm, info)."""
+def _t1_part(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: Path, folder: Path,
+             atrophy: SubjectAtrophy) -> tuple[SubjectDeformation, np.ndarray, dict]:
+    """Deformation (atrophy, then random warp) + T1 DICOM + geometry and regional volume truth;
+    returns (deformation, head centre native mm, info)."""
     rng_geo = subject_rng(seed, plan.index, STREAM_GEOMETRY)
-    deformation, deform_params = random_deformation(rng_geo)
+    deformation, deform_params = random_deformation(rng_geo, before=atrophy.u)
     head_native = apply_affine(deformation.rigid, HEAD_CENTRE_TEMPLATE_MM.reshape(3, 1))[:, 0]
     t1_centre = head_native + rng_geo.uniform(-5.0, 5.0, 3)
     t1_shape, t1_vox2world = scanner_grid(plan.t1_orientation, T1_FOV_MM, voxel_mm, t1_centre)
     t1 = render_t1(deformation, t1_shape, t1_vox2world, plan.manufacturer, voxel_mm,
-                   subject_rng(seed, plan.index, STREAM_T1))
+                   subject_rng(seed, plan.index, STREAM_T1), atrophy.pv_fraction(voxel_mm), csf_intensity(voxel_mm))
     dicom_series.write_t1_series(dicom_root, plan, seed, t1.stored, t1.slope, t1.intercept, t1_vox2world)
     _write_geometry_truth(folder, deformation, t1, voxel_mm)
+    volume_table(atrophy, deformation.u, voxel_mm).to_csv(folder / "atrophy.tsv", sep="\t", index=False,
+                                                           float_format="%.6f")
     return deformation, head_native, {"deformation": deform_params, "t1": t1.params, "t1_shape": list(t1_shape)}
 
 
@@ -175,8 +179,10 @@ def generate_subject(plan: SubjectPlan, seed: int, voxel_mm: float, dicom_root: 
     and its truth folder ``truth_root/sub-<label>``."""
     folder = truth_root / f"sub-{plan.sub}"
     folder.mkdir(parents=True)
-    deformation, head_native, info = _t1_part(plan, seed, voxel_mm, dicom_root, folder)
     blurred, suvr_params = _suvr_part(plan, seed, voxel_mm, truth_root, all_manufacturers)
+    atrophy = subject_atrophy(subject_rng(seed, plan.index, STREAM_ATROPHY), suvr_params["braak_elevation"],
+                              plan.age, template_lattice())
+    deformation, head_native, info = _t1_part(plan, seed, voxel_mm, dicom_root, folder, atrophy)
     _pet_part(plan, seed, voxel_mm, dicom_root, folder, deformation, head_native, blurred)
     info.update(suvr=suvr_params, manufacturer=plan.manufacturer, dx_bl=plan.dx_bl, dx_group=plan.dx_group)
     (folder / "subject.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -41,6 +41,18 @@ _MR_SEQUENCE = {
                 "InversionTime": "900", "FlipAngle": "9", "SoftwareVersions": "5.3.1"},
 }
 _PET_NAME = {"Siemens": "Flortaucipir", "GE": "AV-1451", "Philips": "Flortaucipir"}
+# Fixed tags: every series, then the T1 and PET series on top
+_STUDY_TAGS = {"StudyID": "1", "AccessionNumber": "", "ReferringPhysicianName": "", "StudyDescription": "ADNI3",
+               "BodyPartExamined": "BRAIN", "PatientPosition": "HFS", "PositionReferenceIndicator": "",
+               "ImageType": ["ORIGINAL", "PRIMARY"]}
+_MR_TAGS = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "AcquisitionNumber": 1, "MagneticFieldStrength": "3",
+            "ImagingFrequency": "123.25", "ImagedNucleus": "1H", "MRAcquisitionType": "3D", "ScanOptions": "IR",
+            "NumberOfAverages": "1", "EchoNumbers": "1", "EchoTrainLength": "1", "PixelBandwidth": "240"}
+_PET_TAGS = {"SeriesType": ["DYNAMIC", "IMAGE"], "Units": "BQML", "CountsSource": "EMISSION",
+             "CorrectedImage": ["NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"], "DecayCorrection": "START",
+             "RandomsCorrectionMethod": "DLYD", "AttenuationCorrectionMethod": "measured, CT-based",
+             "ScatterCorrectionMethod": "Model-based", "ReconstructionMethod": "OSEM3D 4i16s",
+             "SliceSensitivityFactor": "1", "RescaleIntercept": "0"}
 
 
 def _date(d: dt.datetime) -> str:
@@ -56,11 +68,13 @@ def series_folder(root: Path, plan: SubjectPlan, description: str, when: dt.date
     return root / plan.ptid / description_folder(description) / when.strftime("%Y-%m-%d_%H_%M_%S.0") / f"I{image_uid}"
 
 
-def adni_file_names(plan: SubjectPlan, modality: str, description: str, when: dt.datetime,
-                series_id: int, image_uid: int, n: int) -> list[str]:
+def series_files(root: Path, plan: SubjectPlan, modality: str, description: str, when: dt.datetime,
+                 series_id: int, image_uid: int, n: int) -> tuple[Path, list[str]]:
+    """The series folder (:func:`series_folder`) and the ADNI names of its ``n`` files."""
     stamp = when.strftime("%Y%m%d%H%M%S") + f"{when.microsecond // 1000:03d}"
-    return [f"ADNI_{plan.ptid}_{modality}_{description_folder(description)}_br_raw_{stamp}_{k + 1}_"
-            f"S{series_id}_I{image_uid}.dcm" for k in range(n)]
+    names = [f"ADNI_{plan.ptid}_{modality}_{description_folder(description)}_br_raw_{stamp}_{k + 1}_"
+             f"S{series_id}_I{image_uid}.dcm" for k in range(n)]
+    return series_folder(root, plan, description, when, image_uid), names
 
 
 def demo_uid(seed: int, *parts: object) -> str:
@@ -68,8 +82,24 @@ def demo_uid(seed: int, *parts: object) -> str:
     return generate_uid(entropy_srcs=[str(seed), *(str(p) for p in parts)])
 
 
-def _patient_and_study(ds: Dataset, plan: SubjectPlan, seed: int, modality: str, when: dt.datetime) -> None:
-    """Patient (planted PHI), study and equipment tags shared by MR and PET."""
+def _set_tags(ds: Dataset, tags: dict[str, object]) -> None:
+    for key, value in tags.items():
+        setattr(ds, key, value)
+
+
+def _series_dataset(plan: SubjectPlan, seed: int, modality: str, when: dt.datetime, series: str,
+                    description: str, number: int) -> Dataset:
+    """A new MR or PT dataset: patient (planted PHI), study and equipment tags shared by MR and PET,
+    the series' identity (``series``: ``t1`` or ``pet``, the key of its UIDs) and its fixed tags."""
+    ds = new_dataset(MR_IMAGE_STORAGE if modality == "MR" else PET_IMAGE_STORAGE)
+    _set_tags(ds, _STUDY_TAGS)
+    _set_tags(ds, _MR_TAGS if modality == "MR" else _PET_TAGS)
+    ds.Modality = modality
+    ds.ManufacturerModelName = (_MR_MODEL if modality == "MR" else _PET_MODEL)[plan.manufacturer]
+    ds.SeriesDescription = ds.ProtocolName = description
+    ds.SeriesInstanceUID = demo_uid(seed, plan.ptid, series, "series")
+    ds.FrameOfReferenceUID = demo_uid(seed, plan.ptid, series, "frame")
+    ds.SeriesNumber = number
     ds.PatientName = plan.planted_patient_name
     ds.PatientID = plan.planted_patient_id
     ds.PatientBirthDate = plan.planted_birth_date
@@ -77,55 +107,28 @@ def _patient_and_study(ds: Dataset, plan: SubjectPlan, seed: int, modality: str,
     ds.PatientAge = f"{int(plan.age):03d}Y"
     ds.PatientWeight = format_ds(plan.weight_kg)
     ds.StudyInstanceUID = demo_uid(seed, plan.ptid, modality, "study")
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.StudyDescription = "ADNI3"
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = _date(when)
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = _time(when)
     ds.Manufacturer = _MANUFACTURER[plan.manufacturer]
     ds.InstitutionName = f"ADNI site {plan.site:03d}"
-    ds.BodyPartExamined = "BRAIN"
-    ds.PatientPosition = "HFS"
-    ds.PositionReferenceIndicator = ""
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    return ds
 
 
 def write_t1_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarray, slope: str,
                     intercept: str, vox2world: np.ndarray) -> Path:
     """Write the T1 as MR Image Storage, one file per slice; returns the series folder."""
     when = plan.mri_datetime
-    ds = new_dataset(MR_IMAGE_STORAGE)
-    _patient_and_study(ds, plan, seed, "MR", when)
-    ds.Modality = "MR"
+    ds = _series_dataset(plan, seed, "MR", when, "t1", plan.t1_series_description, 2)
     ds.AcquisitionTime = _time(when)
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
-    ds.ManufacturerModelName = _MR_MODEL[plan.manufacturer]
-    ds.SeriesDescription = ds.ProtocolName = plan.t1_series_description
-    ds.SeriesInstanceUID = demo_uid(seed, plan.ptid, "t1", "series")
-    ds.FrameOfReferenceUID = demo_uid(seed, plan.ptid, "t1", "frame")
-    ds.SeriesNumber = 2
-    ds.AcquisitionNumber = 1
-    ds.MagneticFieldStrength = "3"
-    ds.ImagingFrequency = "123.25"
-    ds.ImagedNucleus = "1H"
-    ds.MRAcquisitionType = "3D"
-    ds.ScanOptions = "IR"
-    ds.NumberOfAverages = "1"
-    ds.EchoNumbers = "1"
-    ds.EchoTrainLength = "1"
-    ds.PixelBandwidth = "240"
-    for key, value in _MR_SEQUENCE[plan.manufacturer].items():
-        setattr(ds, key, value)
+    _set_tags(ds, _MR_SEQUENCE[plan.manufacturer])
     ds.SpacingBetweenSlices = format_ds(float(np.linalg.norm(vox2world[:3, 2])))
     if plan.manufacturer == "Philips":
         ds.RescaleIntercept = intercept
         ds.RescaleSlope = slope
         ds.RescaleType = "normalized"
     n = stored.shape[2]
-    folder = series_folder(root, plan, plan.t1_series_description, when, plan.t1_image_uid)
-    names = adni_file_names(plan, "MR", plan.t1_series_description, when, plan.t1_series_id,
-                        plan.t1_image_uid, n)
+    folder, names = series_files(root, plan, "MR", plan.t1_series_description, when, plan.t1_series_id,
+                                 plan.t1_image_uid, n)
     uids = [demo_uid(seed, plan.ptid, "t1", k) for k in range(n)]
     write_slices(folder, ds, stored, vox2world, names, uids, [{"InstanceNumber": k + 1} for k in range(n)])
     return folder
@@ -140,17 +143,18 @@ def radiopharmaceutical(plan: SubjectPlan, dose_bq: float) -> Dataset:
     item.RadionuclideTotalDose = format_ds(round(dose_bq))
     item.RadionuclideHalfLife = format_ds(F18_HALF_LIFE_S)
     item.RadionuclidePositronFraction = "0.967"
-    nuclide = Dataset()
-    nuclide.CodeValue = "C-111A1"
-    nuclide.CodingSchemeDesignator = "SRT"
-    nuclide.CodeMeaning = "^18^Fluorine"
-    item.RadionuclideCodeSequence = Sequence([nuclide])
-    drug = Dataset()
-    drug.CodeValue = "C4547429"
-    drug.CodingSchemeDesignator = "UMLS"
-    drug.CodeMeaning = "Flortaucipir F^18^"
-    item.RadiopharmaceuticalCodeSequence = Sequence([drug])
+    item.RadionuclideCodeSequence = _code_sequence("C-111A1", "SRT", "^18^Fluorine")
+    item.RadiopharmaceuticalCodeSequence = _code_sequence("C4547429", "UMLS", "Flortaucipir F^18^")
     return item
+
+
+def _code_sequence(value: str, scheme: str, meaning: str) -> Sequence:
+    """A one-item DICOM code sequence (CodeValue, CodingSchemeDesignator, CodeMeaning)."""
+    code = Dataset()
+    code.CodeValue = value
+    code.CodingSchemeDesignator = scheme
+    code.CodeMeaning = meaning
+    return Sequence([code])
 
 
 def write_pet_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarray, slopes: list[list[str]],
@@ -159,29 +163,10 @@ def write_pet_series(root: Path, plan: SubjectPlan, seed: int, stored: np.ndarra
     """Write PET frames ``stored[frame, i, j, k]`` (int16) as PET Image Storage, one file per
     slice and frame (ImageIndex = frame * n_slices + slice + 1); returns the series folder."""
     series_start = plan.pet_series_datetime
-    ds = new_dataset(PET_IMAGE_STORAGE)
-    _patient_and_study(ds, plan, seed, "PT", series_start)
-    ds.Modality = "PT"
-    ds.ManufacturerModelName = _PET_MODEL[plan.manufacturer]
-    ds.SeriesDescription = ds.ProtocolName = plan.pet_series_description
-    ds.SeriesInstanceUID = demo_uid(seed, plan.ptid, "pet", "series")
-    ds.FrameOfReferenceUID = demo_uid(seed, plan.ptid, "pet", "frame")
-    ds.SeriesNumber = 3
-    ds.SeriesType = ["DYNAMIC", "IMAGE"]
-    ds.Units = "BQML"
-    ds.CountsSource = "EMISSION"
-    ds.CorrectedImage = ["NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"]
-    ds.DecayCorrection = "START"
-    ds.RandomsCorrectionMethod = "DLYD"
-    ds.AttenuationCorrectionMethod = "measured, CT-based"
-    ds.ScatterCorrectionMethod = "Model-based"
-    ds.ReconstructionMethod = "OSEM3D 4i16s"
-    ds.SliceSensitivityFactor = "1"
-    ds.RescaleIntercept = "0"
+    ds = _series_dataset(plan, seed, "PT", series_start, "pet", plan.pet_series_description, 3)
     ds.RadiopharmaceuticalInformationSequence = Sequence([radiopharmaceutical(plan, dose_bq)])
-    folder = series_folder(root, plan, plan.pet_series_description, series_start, plan.pet_image_uid)
-    names = adni_file_names(plan, "PT", plan.pet_series_description, series_start, plan.pet_series_id,
-                        plan.pet_image_uid, stored.shape[0] * stored.shape[3])
+    folder, names = series_files(root, plan, "PT", plan.pet_series_description, series_start, plan.pet_series_id,
+                                 plan.pet_image_uid, stored.shape[0] * stored.shape[3])
     write_pet_frames(folder, ds, names, (seed, plan.ptid, "pet"), stored, slopes, vox2world, series_start,
                      starts_s, durations_s)
     return folder

@@ -27,7 +27,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from mri2tau.demo.clinical import SubjectPlan
-from mri2tau.demo.dicom_series import adni_file_names, demo_uid, series_folder, write_pet_frames
+from mri2tau.demo.dicom_series import demo_uid, series_files, series_folder, write_pet_frames
 from mri2tau.demo.pet import coregister_frames, quantise_per_slice, uniform_resolution
 from mri2tau.io.dicom import parse_dt
 from mri2tau.io.dicom_write import vox2world_from_dicom
@@ -96,9 +96,8 @@ def write_processed_pet(root: Path, plan: SubjectPlan, seed: int, steps: Sequenc
         data = images[step]
         stored, slopes = quantise_per_slice(data)
         image_uid = plan.pet_image_uid + 100 * step
-        folder = series_folder(root, plan, names_of[step], plan.pet_series_datetime, image_uid)
-        names = adni_file_names(plan, "PT", names_of[step], plan.pet_series_datetime, plan.pet_series_id,
-                                image_uid, stored.shape[0] * stored.shape[3])
+        folder, names = series_files(root, plan, "PT", names_of[step], plan.pet_series_datetime, plan.pet_series_id,
+                                     image_uid, stored.shape[0] * stored.shape[3])
         step_starts, step_durations = (starts, durations) if step == 1 else (starts[:1], durations.sum(keepdims=True))
         header = _series_header(raw, plan, seed, step, names_of[step])
         write_pet_frames(folder, header, names, (seed, plan.ptid, "pet-step", step), stored, slopes, vox2world, start,

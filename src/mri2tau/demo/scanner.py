@@ -11,7 +11,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from mri2tau.demo.deform import euler_matrix
-from mri2tau.io.dicom_write import LPS_FROM_RAS
+from mri2tau.io.nifti import LPS
 
 # (row direction, column direction) as DICOM ImageOrientationPatient (LPS unit vectors)
 ORIENTATIONS_LPS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -44,7 +44,7 @@ def scanner_grid(orientation: str, fov_mm: tuple[float, float, float], voxel_mm:
     """
     row, col = orientation_vectors(orientation)
     normal = np.cross(row, col)
-    axes_ras = [LPS_FROM_RAS @ row, -(LPS_FROM_RAS @ col), LPS_FROM_RAS @ normal]
+    axes_ras = [LPS[:3, :3] @ row, -(LPS[:3, :3] @ col), LPS[:3, :3] @ normal]
     shape = tuple(int(round(fov_mm[int(np.argmax(np.abs(a)))] / voxel_mm)) for a in axes_ras)
     m = np.eye(4)
     for c, a in enumerate(axes_ras):

@@ -39,6 +39,7 @@ from mri2tau.evaluate.tables import write_formatted
 from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.log import get_logger
 from mri2tau.models.classifier import SliceClassifier
+from mri2tau.models.defaults import baselines_first
 from mri2tau.preprocess.harmonize import apply_map, subject_map
 from mri2tau.synthesize import load_grid_image
 from mri2tau.templates import template_grid
@@ -143,7 +144,8 @@ def test_stage(
     params = json.loads(Path(harmonization).read_text())
     shape, affine = template_grid(resolution_mm)
     test = test_sessions(splits)
-    for name, synth_dir in synth_dirs.items():
+    for name in baselines_first(list(synth_dirs)):  # real, then the mean floor, then the models
+        synth_dir = synth_dirs[name]
         stacks, index_rows = [], []
         for row in test.itertuples():
             label = f"sub-{row.sub}_ses-{row.ses}"

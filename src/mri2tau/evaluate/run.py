@@ -39,8 +39,9 @@ from mri2tau.evaluate.tables import metric_table, paper_tables, write_formatted,
 from mri2tau.io.adni import DX_GROUPS
 from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.log import get_logger
-from mri2tau.paths import EVAL_METRICS_NAMES, TIMING_NAME
-from mri2tau.synthesize import axial_indices, load_grid_image, synth_name
+from mri2tau.models.defaults import baselines_first
+from mri2tau.paths import EVAL_METRICS_NAMES, TIMING_NAME, synth_name
+from mri2tau.synthesize import axial_indices, load_grid_image
 from mri2tau.templates import TEMPLATE_NAME, roi_masks, template_grid
 
 log = get_logger("evaluate")
@@ -222,6 +223,7 @@ def evaluate_models(
     slice_cfg = SliceConfig.from_config(dict(slices_config))
     window = tuple(cfg.pet_window or slice_cfg.pet_window)
     shape, _ = template_grid(resolution_mm)
+    synth_dirs = {m: synth_dirs[m] for m in baselines_first(list(synth_dirs))}  # floor rows first
     positions = eval_positions(cfg.slices, slice_cfg, shape)
     timings = {m: Path(d) / TIMING_NAME for m, d in synth_dirs.items()}
     dims = {m: int(pd.read_csv(p, sep="\t")["dims"].iloc[0]) for m, p in timings.items()}

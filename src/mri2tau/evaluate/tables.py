@@ -15,11 +15,12 @@ import pandas as pd
 
 from mri2tau.evaluate.html import write_html_table
 from mri2tau.io.atomic import write_text_atomic, write_tsv_atomic
+from mri2tau.models.defaults import baselines_first
 
 METRICS = ("mse", "psnr", "ssim")
 BRAIN_METRICS = ("mse_brain", "psnr_brain", "ssim_brain")
-# Table I rows: the VQGAN baseline and the three MCR-VQGAN ablation steps, in paper order.
-ABLATION_ORDER = ("vqgan", "mcr_vqgan_ms", "mcr_vqgan_ms_res", "mcr_vqgan")
+# Table I rows: the mean-image floor, the VQGAN baseline and the three MCR-VQGAN ablation steps.
+ABLATION_ORDER = ("mean", "vqgan", "mcr_vqgan_ms", "mcr_vqgan_ms_res", "mcr_vqgan")
 DX_ORDER = ("CN", "MCI", "AD")
 _DECIMALS = {"mse": 4, "psnr": 2, "ssim": 4}
 
@@ -69,7 +70,8 @@ def write_table(table: pd.DataFrame, by: list[str], stem: str | Path, title: str
 
 
 def paper_tables(rows: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """Tables I (ablation), III (all models) and IV (per diagnosis group) into ``out_dir``."""
+    """Tables I (ablation), III (all models) and IV (per diagnosis group) into ``out_dir``; the
+    ``mean`` baseline is the first row of each (the floor a model must beat)."""
     out = Path(out_dir)
     tables = {
         "table1_ablation": (metric_table(rows, ["model"], {"model": ABLATION_ORDER}), ["model"],
@@ -78,8 +80,11 @@ def paper_tables(rows: pd.DataFrame, out_dir: str | Path) -> dict[str, pd.DataFr
         "table4_diagnosis": (metric_table(rows, ["model", "dx_group"], {"dx_group": DX_ORDER}),
                              ["model", "dx_group"], "Table IV - per diagnosis group (CN / MCI / AD)"),
     }
+    rank = {m: i for i, m in enumerate(baselines_first(list(dict.fromkeys(rows["model"]))))}
+    written = {}
     for stem, (table, by, title) in tables.items():
-        if stem == "table4_diagnosis":
-            table = table.sort_values(["model"], kind="stable").reset_index(drop=True)
+        if stem != "table1_ablation":  # baselines first, then the models in the order they came
+            table = table.sort_values(["model"], key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
         write_table(table, by, out / stem, title)
-    return {stem: t for stem, (t, _, _) in tables.items()}
+        written[stem] = table
+    return written

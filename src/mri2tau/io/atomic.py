@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +61,21 @@ def write_tsv_atomic(path: str | Path, frame: "Any") -> None:
     """Write a pandas DataFrame as TSV (no index, 'n/a' for missing, as BIDS) atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
+
+
+def copy_atomic(src: str | Path, dst: str | Path) -> None:
+    """Copy the file ``src`` to ``dst`` atomically (contents only, as ``shutil.copyfile``)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def write_png_atomic(fig: Any, path: str | Path, **savefig_kwargs: Any) -> None:
+    """Save the matplotlib figure ``fig`` as PNG to ``path`` atomically, then close it.
+
+    ``savefig_kwargs`` go to ``Figure.savefig`` (``dpi``, ``facecolor``, ``bbox_inches``...).
+    """
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+    plt.close(fig)

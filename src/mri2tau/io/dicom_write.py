@@ -10,7 +10,7 @@ world mm, RAS+). Slice ``k`` becomes one DICOM image whose pixel ``[row r, colum
 * the slice normal (row x column) points along +k when ``det(vox2world) < 0`` (the usual
   dcm2niix "LAS-like" storage); callers build ``vox2world`` that way.
 
-DICOM world is LPS; NIfTI world is RAS: the two differ by ``diag(-1, -1, 1)``.
+DICOM world is LPS; NIfTI world is RAS: the two differ by ``diag(-1, -1, 1)`` (:data:`mri2tau.io.nifti.LPS`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+from mri2tau.io.nifti import LPS
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
@@ -49,12 +49,12 @@ def slice_geometry(vox2world: np.ndarray, shape: Sequence[int]) -> dict[str, Any
     """
     m = np.asarray(vox2world, dtype=float)
     steps = np.linalg.norm(m[:3, :3], axis=0)
-    row_dir = LPS_FROM_RAS @ (m[:3, 0] / steps[0])
-    col_dir = LPS_FROM_RAS @ (-m[:3, 1] / steps[1])
+    row_dir = LPS[:3, :3] @ (m[:3, 0] / steps[0])
+    col_dir = LPS[:3, :3] @ (-m[:3, 1] / steps[1])
     normal = np.cross(row_dir, col_dir)
     k = np.arange(shape[2])
     corners = np.stack([np.zeros_like(k), np.full_like(k, shape[1] - 1), k, np.ones_like(k)])
-    ipp = (LPS_FROM_RAS @ (m @ corners)[:3]).T
+    ipp = (LPS[:3, :3] @ (m @ corners)[:3]).T
     return {
         "iop": [*row_dir.tolist(), *col_dir.tolist()],
         "ipp": ipp,
@@ -77,11 +77,11 @@ def vox2world_from_dicom(
     row_dir = np.asarray(iop[:3], float)
     col_dir = np.asarray(iop[3:], float)
     m = np.eye(4)
-    m[:3, 0] = LPS_FROM_RAS @ row_dir * float(pixel_spacing[1])
-    m[:3, 1] = LPS_FROM_RAS @ (-col_dir) * float(pixel_spacing[0])
-    m[:3, 2] = LPS_FROM_RAS @ np.asarray(slice_step_lps, float)
+    m[:3, 0] = LPS[:3, :3] @ row_dir * float(pixel_spacing[1])
+    m[:3, 1] = LPS[:3, :3] @ (-col_dir) * float(pixel_spacing[0])
+    m[:3, 2] = LPS[:3, :3] @ np.asarray(slice_step_lps, float)
     # IPP is voxel (0, n_rows - 1, 0): step back along +j to voxel (0, 0, 0)
-    m[:3, 3] = LPS_FROM_RAS @ np.asarray(ipp_first, float) - m[:3, 1] * (n_rows - 1)
+    m[:3, 3] = LPS[:3, :3] @ np.asarray(ipp_first, float) - m[:3, 1] * (n_rows - 1)
     return m
 
 

@@ -1,9 +1,13 @@
-"""Reading NIfTI files that come from outside the current job (BIDS conversion, earlier stages).
+"""NIfTI in and out: reading files that come from outside the current job, writing atomically.
 
 nibabel reads lazily and reports a truncated or garbled file as a bare ``EOFError`` /
 ``zlib.error`` / ``ImageFileError`` without the path. :func:`read_nifti` loads header and voxels
 at once and turns such failures into a :class:`~mri2tau.errors.PipelineInputError` that names
-the subject, the stage, the file and what to do about it.
+the subject, the stage, the file and what to do about it. :func:`write_nifti` is the one writer
+of the package's images: complete or absent (:func:`mri2tau.io.atomic.atomic_path`).
+
+Worlds: a NIfTI affine maps voxel indices to RAS+ mm; DICOM and ITK/ANTs use LPS mm, the same
+axes with x and y negated (:data:`LPS`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.atomic import atomic_path
 
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS+ <-> LPS world, homogeneous (its own inverse)
 READ_ERRORS = (EOFError, OSError, zlib.error, ImageFileError, ValueError)
 
 
@@ -39,3 +45,19 @@ def read_nifti(
             subject=subject, stage=stage, path=path, fix=fix,
         ) from exc
     return img, data
+
+
+def write_nifti(
+    path: str | Path, data: np.ndarray, affine: np.ndarray, *, dtype: type = np.float32,
+    space_unit: str | None = "mm", time_unit: str | None = None,
+) -> Path:
+    """Write ``data`` (cast to ``dtype``) on the grid ``affine`` (voxel -> RAS+ mm) to ``path`` atomically.
+
+    ``space_unit`` / ``time_unit``: the header's ``xyzt_units`` (e.g. ``"mm"``, ``"sec"``);
+    ``None`` leaves that unit ``unknown`` (a fresh header's). No scaling: voxels are stored as given.
+    """
+    img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
+    img.header.set_xyzt_units(space_unit, time_unit)
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return Path(path)

@@ -33,18 +33,9 @@ def conv_norm_act(
     (padding (k - 1) // 2 and the output padding that makes the size exact, e.g. k 3 or 4).
     """
     padding = (kernel_size - 1) // 2 if transposed else kernel_size // 2
-    return Convolution(
-        spatial_dims,
-        in_channels,
-        out_channels,
-        strides=stride,
-        kernel_size=kernel_size,
-        act=act,
-        norm=norm,
-        padding=padding,
-        is_transposed=transposed,
-        output_padding=stride + 2 * padding - kernel_size if transposed else None,
-    )
+    return Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=kernel_size, act=act,
+                       norm=norm, padding=padding, is_transposed=transposed,
+                       output_padding=stride + 2 * padding - kernel_size if transposed else None)
 
 
 class MultiScaleConv(nn.Module):

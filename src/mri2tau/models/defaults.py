@@ -86,6 +86,12 @@ MODELS_3D: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                    {**UNET3D_DEMO, **GAN3D_DEMO}),
 }  # fmt: skip
 
+# ---------------------------------------------------------------- the mean-image baseline (models.baseline)
+#: Models without an MRI input: no training loss or augmentation, listed first in every table.
+BASELINES: tuple[str, ...] = ("mean",)
+MEAN_PAPER: dict[str, Any] = {"image_size": TRAIN_3D_PAPER["image_size"], "epochs": 1, "batch_size": 1}
+MEAN_DEMO: dict[str, Any] = {"image_size": TRAIN_3D_DEMO["image_size"]}
+
 
 def _presets() -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -99,13 +105,14 @@ def _presets() -> dict[str, dict[str, dict[str, Any]]]:
     for name, (paper, demo) in MODELS_3D.items():
         full = {**TRAIN_3D_PAPER, **paper}
         out[name] = {"paper": full, "demo": {**full, **TRAIN_3D_DEMO, **demo}}
+    out["mean"] = {"paper": MEAN_PAPER, "demo": {**MEAN_PAPER, **MEAN_DEMO}}
     return out
 
 
 #: model name -> preset -> default hyper-parameters (what ModelSpec.defaults holds).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = _presets()
 #: model name -> 2 (slices) or 3 (volumes).
-DIMS: dict[str, int] = {name: 3 if name in MODELS_3D else 2 for name in PRESETS}
+DIMS: dict[str, int] = {name: 3 if name in MODELS_3D or name in BASELINES else 2 for name in PRESETS}
 
 
 def model_dims(name: str) -> int:
@@ -123,3 +130,8 @@ def default_hparams(name: str, preset: str = "demo", **overrides: Any) -> dict[s
     out = copy.deepcopy(PRESETS[name][preset])
     out.update(overrides)
     return out
+
+
+def baselines_first(names: list[str]) -> list[str]:
+    """``names`` with the baselines (:data:`BASELINES`) moved to the front, order otherwise kept."""
+    return [n for n in names if n in BASELINES] + [n for n in names if n not in BASELINES]

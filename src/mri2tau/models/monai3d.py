@@ -52,20 +52,14 @@ def unet3d_generator(hp: dict[str, Any]) -> nn.Module:
     from monai.networks.nets import UNet
 
     check_image_size(hp, 2 ** len(hp["strides"]))
-
-    net = UNet(
-        spatial_dims=3,
-        in_channels=1,
-        out_channels=1,
-        channels=tuple(hp["channels"]),
-        strides=tuple(hp["strides"]),
-        num_res_units=int(hp.get("num_res_units", 0)),
-        dropout=float(hp.get("dropout", 0.0)),
-    )
-    return _with_output(net, hp)
+    return _generator(UNet, hp, channels=tuple(hp["channels"]), strides=tuple(hp["strides"]),
+                      num_res_units=int(hp.get("num_res_units", 0)), dropout=float(hp.get("dropout", 0.0)))
 
 
-def _with_output(net: nn.Module, hp: dict[str, Any]) -> nn.Module:
+def _generator(net_class: type[nn.Module], hp: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """``net_class(spatial_dims=3, in_channels=1, out_channels=1, **kwargs)`` with ``hp["output_activation"]``
+    (``linear``: the net itself; ``tanh``: followed by ``nn.Tanh``)."""
+    net = net_class(spatial_dims=3, in_channels=1, out_channels=1, **kwargs)
     activation = hp.get("output_activation", "linear")
     if activation == "linear":
         return net
@@ -90,18 +84,10 @@ def build_unetr(hp: dict[str, Any]) -> dict[str, nn.Module]:
     from monai.networks.nets import UNETR
 
     check_image_size(hp, 16)  # MONAI UNETR's fixed 16^3 ViT patch
-    net = UNETR(
-        in_channels=1,
-        out_channels=1,
-        img_size=tuple(hp["image_size"]),
-        feature_size=int(hp["feature_size"]),
-        hidden_size=int(hp["hidden_size"]),
-        mlp_dim=int(hp["mlp_dim"]),
-        num_heads=int(hp["num_heads"]),
-        dropout_rate=float(hp.get("dropout", 0.0)),
-        spatial_dims=3,
-    )
-    return {"generator": _with_output(net, hp)}
+    return {"generator": _generator(
+        UNETR, hp, img_size=tuple(hp["image_size"]), feature_size=int(hp["feature_size"]),
+        hidden_size=int(hp["hidden_size"]), mlp_dim=int(hp["mlp_dim"]), num_heads=int(hp["num_heads"]),
+        dropout_rate=float(hp.get("dropout", 0.0)))}
 
 
 def build_swinunetr(hp: dict[str, Any]) -> dict[str, nn.Module]:
@@ -109,17 +95,10 @@ def build_swinunetr(hp: dict[str, Any]) -> dict[str, nn.Module]:
     from monai.networks.nets import SwinUNETR
 
     check_image_size(hp, 32, minimum=64)
-    net = SwinUNETR(
-        in_channels=1,
-        out_channels=1,
-        feature_size=int(hp["feature_size"]),
-        depths=tuple(hp["depths"]),
-        num_heads=tuple(hp["num_heads"]),
-        drop_rate=float(hp.get("dropout", 0.0)),
-        use_checkpoint=bool(hp.get("gradient_checkpointing", False)),
-        spatial_dims=3,
-    )
-    return {"generator": _with_output(net, hp)}
+    return {"generator": _generator(
+        SwinUNETR, hp, feature_size=int(hp["feature_size"]), depths=tuple(hp["depths"]),
+        num_heads=tuple(hp["num_heads"]), drop_rate=float(hp.get("dropout", 0.0)),
+        use_checkpoint=bool(hp.get("gradient_checkpointing", False)))}
 
 
 def build_pix2pix3d(hp: dict[str, Any]) -> dict[str, nn.Module]:

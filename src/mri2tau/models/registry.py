@@ -26,9 +26,10 @@ _MODEL_MODULES = (
     "mri2tau.models.wgan_gp",
     "mri2tau.models.cyclegan",
     "mri2tau.models.monai3d",
+    "mri2tau.models.baseline",
 )
 
-FAMILIES = ("vqgan", "pix2pix", "wgan_gp", "cyclegan", "supervised")
+FAMILIES = ("vqgan", "pix2pix", "wgan_gp", "cyclegan", "supervised", "mean")
 
 
 @dataclass(frozen=True)

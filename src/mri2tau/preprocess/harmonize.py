@@ -43,11 +43,12 @@ import pandas as pd
 from scipy import ndimage
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.atomic import atomic_path, write_json_atomic
+from mri2tau.io.atomic import write_json_atomic
 from mri2tau.io.derivatives import bids_uri, pet_sidecar_meta, write_sidecar
+from mri2tau.io.nifti import write_nifti
 from mri2tau.log import get_logger
 from mri2tau.preprocess.suvr import reference_mean
-from mri2tau.templates import TEMPLATE_NAME, load_template_mask
+from mri2tau.templates import TEMPLATE_NAME, template_brain
 
 log = get_logger("preprocess.harmonize")
 
@@ -280,7 +281,7 @@ def fit_harmonization(
     ``trimmed_mean_percent`` (``pet.trimmed_mean_percent``) renormalise the smoothed SUVR.
     The settings are recorded in the JSON, so applying needs only the JSON and the mask.
     """
-    brain = np.asarray(load_template_mask(resolution_mm, template_mask).dataobj) > 0
+    brain = template_brain(resolution_mm, template_mask)
     matching = resolution_matching(resolution_matching_settings, resolution_mm, reference_mask, trimmed_mean_percent)
     rows = training_rows(splits)
     training = [(f"sub-{r.sub}_ses-{r.ses}", r.manufacturer, suvr_pattern.format(sub=r.sub, ses=r.ses))
@@ -345,13 +346,12 @@ def harmonize_subject(
     matching = resolution_matching(record, resolution_mm, reference_mask,
                                    record["reference_trimmed_mean_percent"] if record else 0.0)
     img = nib.load(suvr)
-    brain = np.asarray(load_template_mask(resolution_mm, template_mask).dataobj) > 0
+    brain = template_brain(resolution_mm, template_mask)
     data = np.asarray(img.dataobj, dtype=np.float32)
     brain_values(data, brain, subject=sub, stage="harmonize_apply", suvr_path=suvr)
     data = matched_suvr(data, manufacturer, matching, subject=sub, stage="harmonize_apply", suvr_path=suvr,
                         on_unknown=on_unknown)
-    with atomic_path(out) as tmp:
-        nib.save(nib.Nifti1Image(apply_map(data, brain, scale, offset), img.affine), tmp)
+    write_nifti(out, apply_map(data, brain, scale, offset), img.affine, space_unit=None)
     if sidecar_out is not None:
         kernel = matching.kernel_fwhm_mm(manufacturer) if matching else None
         write_sidecar(out, pet_sidecar_meta(

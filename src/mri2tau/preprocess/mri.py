@@ -22,7 +22,6 @@ the template brain mask, after the affine and after SyN, must reach
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
+from mri2tau.io.atomic import copy_atomic, write_json_atomic, write_tsv_atomic
 from mri2tau.io.derivatives import bids_uri
-from mri2tau.io.nifti import read_nifti
+from mri2tau.io.nifti import read_nifti, write_nifti
 from mri2tau.log import get_logger, timed_step
 from mri2tau.preprocess import qc
 from mri2tau.preprocess.registration import (
@@ -49,7 +48,8 @@ from mri2tau.preprocess.registration import (
     set_threads,
     syn_ants,
 )
-from mri2tau.templates import TEMPLATE_NAME, load_template_mask, load_template_t1
+from mri2tau.preprocess.transforms import to_ants
+from mri2tau.templates import TEMPLATE_NAME, load_template_t1, template_brain
 
 log = get_logger("preprocess.mri")
 
@@ -87,13 +87,6 @@ def load_t1(path: str | Path, subject: str) -> nib.Nifti1Image:
     return nib.Nifti1Image(data, img.affine)
 
 
-def to_ants(img: nib.Nifti1Image) -> ants.ANTsImage:
-    """A 3D NIfTI as an ANTs image (float32; units declared mm so antspyx does not warn)."""
-    out = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-    out.header.set_xyzt_units("mm", "sec")
-    return ants.from_nibabel_nifti(out)
-
-
 def n4_bias_correct(t1: ants.ANTsImage, shrink_factor: int = 4) -> tuple[ants.ANTsImage, ants.ANTsImage]:
     """N4 bias-field correction inside a head mask (``ants.get_mask``: threshold at the mean,
     largest component, closed), fitted on the T1 shrunk by ``shrink_factor`` (voxels; N4's cost
@@ -106,7 +99,7 @@ def template_images(resolution_mm: float, template_path: str | None, mask_path: 
                     subject: str) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Full-head template T1 and its brain mask (bool) on the template grid; fail on an empty mask."""
     template = load_template_t1(resolution_mm, template_path)
-    mask = np.asarray(load_template_mask(resolution_mm, mask_path).dataobj) > 0
+    mask = template_brain(resolution_mm, mask_path)
     if not mask.any():
         raise PipelineInputError("template brain mask is empty (0 voxels)", subject=subject, stage=STAGE,
                                  path=mask_path or "shipped MNI152NLin6Asym brain mask",
@@ -141,19 +134,6 @@ def check_native_mask(mask_native: np.ndarray, native_affine: np.ndarray, templa
             fix="check that the T1 field of view covers the whole brain and that the registration QC is sane",
         )
     return volume_ml
-
-
-# ---------------------------------------------------------------- writing
-def _save(data: np.ndarray, affine: np.ndarray, path: str | Path, dtype: type = np.float32) -> None:
-    img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
-    img.header.set_xyzt_units("mm")
-    with atomic_path(path) as tmp:
-        nib.save(img, tmp)
-
-
-def _copy(src: str | Path, dst: str | Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
 
 
 # ---------------------------------------------------------------- the stage
@@ -213,7 +193,7 @@ def preprocess_t1(
         log.info("%s: %s affine r = %.3f, SyN r = %.3f", label, backend, r_affine, r_syn)
         check_similarity(r_affine, r_syn, settings.min_similarity, label, t1)
 
-        mask_img = to_ants(nib.Nifti1Image(mask.astype(np.float32), template_nib.affine))
+        mask_img = to_ants(mask, template_nib.affine)
         transforms, invert = inverse_transforms(syn["affine"], syn["invwarp"])
         mask_native = ants.apply_transforms(n4, mask_img, transforms, whichtoinvert=invert,
                                             interpolator="nearestNeighbor").numpy() > 0.5
@@ -223,13 +203,12 @@ def preprocess_t1(
                                              fixed_mask=mask_img))
         warped = syn["warped"].numpy()
 
-        _save(n4.numpy(), native.affine, t1_n4)
-        _save(mask_native, native.affine, brain_mask_native, np.uint8)
-        _save(warped * mask, template_nib.affine, t1_template)
-        _save(mask, template_nib.affine, brain_mask_template, np.uint8)
-        _copy(syn["affine"], xfm_affine)
-        _copy(syn["warp"], xfm_warp)
-        _copy(syn["invwarp"], xfm_invwarp)
+        write_nifti(t1_n4, n4.numpy(), native.affine)
+        write_nifti(brain_mask_native, mask_native, native.affine, dtype=np.uint8)
+        write_nifti(t1_template, warped * mask, template_nib.affine)
+        write_nifti(brain_mask_template, mask, template_nib.affine, dtype=np.uint8)
+        for src, dst in ((syn["affine"], xfm_affine), (syn["warp"], xfm_warp), (syn["invwarp"], xfm_invwarp)):
+            copy_atomic(src, dst)
 
     row = {
         "participant_id": f"sub-{subject}", "session_id": f"ses-{session}", "affine_backend": backend,

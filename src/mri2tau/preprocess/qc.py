@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage.feature import canny  # noqa: E402
 
-from mri2tau.io.atomic import atomic_path  # noqa: E402
+from mri2tau.io.atomic import write_png_atomic  # noqa: E402
 
 VIEWS = ("sagittal", "coronal", "axial")
 
@@ -90,6 +90,4 @@ def three_view_png(
         bar.set_label(overlay_label, color="white")
         bar.ax.tick_params(colors="white")
     fig.suptitle(title, color="white", fontsize=10)
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, facecolor="black")
-    plt.close(fig)
+    write_png_atomic(fig, out_png, dpi=100, facecolor="black")

@@ -42,7 +42,7 @@ from mri2tau.templates import (
     REFERENCE_REGIONS,
     dk_label_values,
     load_atlas,
-    load_template_mask,
+    template_brain,
 )
 
 # Braak groupings reported by ADNI's UC Berkeley tau tables, besides the single stages.
@@ -70,7 +70,7 @@ class RegionAtlas:
 def region_atlas(resolution_mm: float, erosion_vox: int = 1, template_path: str | None = None,
                  template_mask: str | None = None) -> RegionAtlas:
     """The :class:`RegionAtlas` of a template grid (cached: a few hundred MB at 1 mm)."""
-    brain = np.asarray(load_template_mask(resolution_mm, template_mask).dataobj) > 0
+    brain = template_brain(resolution_mm, template_mask)
     dk_img, labels = load_atlas("desikan_killiany", resolution_mm)
     dk = np.where(brain, np.asarray(dk_img.dataobj), 0).astype(np.int32)
     dk_names = {int(i): str(n) for i, n in zip(labels["index"], labels["name"]) if int(i) != 0}

@@ -1,4 +1,4 @@
-"""T1 -> template registration: affine (FSL FLIRT or antspyx) then SyN (antspyx).
+"""T1 -> template registration: affine (FSL FLIRT or antspyx) then SyN (antspyx); rigid fits for PET.
 
 Spaces and conventions
 * ``native``: the subject's T1 grid and world (mm, RAS+ as in the NIfTI header).
@@ -7,7 +7,8 @@ Spaces and conventions
   ANTs, the transforms that resample the native image *into* the template (``fixed=template,
   moving=native``) map template *points* to native points (ITK's LPS world, mm). Image and
   point transforms therefore run in opposite directions; :func:`template_to_native_points` and
-  :func:`native_to_template_points` hide that (they take and return RAS mm).
+  :func:`native_to_template_points` hide that (they take and return RAS mm). Conversions between
+  NIfTI/RAS and ANTs/LPS images and matrices: :mod:`mri2tau.preprocess.transforms`.
 
 How to apply them (the PET stage and synthesis use these)::
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +36,15 @@ import numpy as np
 import pandas as pd
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.io.nifti import LPS
 from mri2tau.log import get_logger
+from mri2tau.preprocess.transforms import ras_to_ants_linear
 
 log = get_logger("preprocess.registration")
 
-LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS world (its own inverse)
 AFFINE_BACKENDS = ("auto", "fsl", "ants")
 SEARCH_SPACING_MM = 6.0  # grid of the rotation search (coarse is enough to pick a start)
+RIGID_SEED = 20160  # antsRegistration --random-seed of :func:`rigid_registration` (the PET stage's fits)
 
 
 @dataclass(frozen=True)
@@ -165,22 +169,14 @@ def flirt_interface(
     )
 
 
-def ras_to_itk_affine(native_to_template_ras: np.ndarray) -> ants.ANTsTransform:
-    """ANTs affine (template LPS point -> native LPS point) from a native->template RAS world map."""
-    lps = LPS @ np.linalg.inv(np.asarray(native_to_template_ras, dtype=float)) @ LPS
-    return ants.create_ants_transform(
-        transform_type="AffineTransform", precision="double", dimension=3,
-        matrix=lps[:3, :3], translation=lps[:3, 3], center=[0.0, 0.0, 0.0],
-    )
-
-
 def flirt_matrix_to_itk(flirt_mat: str | Path, moving: str | Path, fixed: str | Path, out_mat: str | Path) -> None:
     """Convert FLIRT's ``-omat`` (FSL scaled-voxel convention) into an ANTs/ITK ``.mat`` (fslpy)."""
     from fsl.data.image import Image
     from fsl.transform.flirt import fromFlirt, readFlirt
 
     world = fromFlirt(readFlirt(str(flirt_mat)), Image(str(moving)), Image(str(fixed)), from_="world", to="world")
-    ants.write_transform(ras_to_itk_affine(world), str(out_mat))
+    # ``world`` maps native -> template (RAS mm); the ANTs file maps template points -> native points
+    ants.write_transform(ras_to_ants_linear(np.linalg.inv(world)), str(out_mat))
 
 
 def affine_fsl(moving: str | Path, fixed: str | Path, out_mat: str | Path, workdir: str | Path) -> None:
@@ -324,6 +320,20 @@ def syn_ants(
     _, invwarp = reg["invtransforms"]
     warped = reg["warpedmovout"] if fixed is template else ants.apply_transforms(template, moving, [warp, affine])
     return {"warped": warped, "affine": affine, "warp": warp, "invwarp": invwarp}
+
+
+def rigid_registration(
+    fixed: ants.ANTsImage, moving: ants.ANTsImage, **kwargs: Any
+) -> tuple[ants.ANTsImage, ants.ANTsTransform]:
+    """``ants.registration(type_of_transform="Rigid")`` with its files kept in a private temp folder.
+
+    Returns the moving image resampled onto ``fixed`` and the transform (fixed point -> moving point).
+    """
+    with tempfile.TemporaryDirectory(prefix="mri2tau_rigid_") as tmp, ants_seed(RIGID_SEED):
+        reg = ants.registration(
+            fixed=fixed, moving=moving, type_of_transform="Rigid", outprefix=f"{tmp}/", **kwargs
+        )
+        return reg["warpedmovout"], ants.read_transform(reg["fwdtransforms"][0])
 
 
 # ---------------------------------------------------------------- using the transforms

@@ -31,8 +31,9 @@ from scipy import ndimage
 from scipy.stats import trim_mean
 
 from mri2tau.errors import PipelineInputError
-from mri2tau.io.atomic import atomic_path, write_tsv_atomic
+from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.io.derivatives import bids_uri, image_sidecar, pet_sidecar_meta, write_sidecar
+from mri2tau.io.nifti import write_nifti
 from mri2tau.log import get_logger
 from mri2tau.templates import (
     CEREBELLAR_GM,
@@ -40,6 +41,7 @@ from mri2tau.templates import (
     TEMPLATE_NAME,
     load_template_mask,
     load_template_t1,
+    template_brain,
     template_grid,
 )
 
@@ -76,7 +78,7 @@ def named_reference(
     """Boolean reference region ``name`` (:data:`REFERENCE_REGIONS`) on the template grid, eroded."""
     atlas_mask, gray_matter_only, _ = REFERENCE_REGIONS[name]
     tissue = (template_gray_matter(resolution_mm, template_path, mask_path) if gray_matter_only
-              else np.asarray(load_template_mask(resolution_mm, mask_path).dataobj) > 0)
+              else template_brain(resolution_mm, mask_path))
     return erode(atlas_mask(resolution_mm) & tissue, erosion_vox)
 
 
@@ -146,8 +148,7 @@ def write_reference_mask(
         )
     log.info("reference region %s: %d voxels", reference_region, n)
     _, affine = template_grid(resolution_mm)
-    with atomic_path(out) as tmp:
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), tmp)
+    write_nifti(out, mask, affine, dtype=np.uint8, space_unit=None)
     if sidecar_out is not None:
         named = REFERENCE_REGIONS.get(reference_region)
         write_sidecar(out, image_sidecar(
@@ -230,8 +231,7 @@ def compute_suvr(
     }
     if motion is not None:
         stats.update(motion_summary(pd.read_csv(motion, sep="\t")))
-    with atomic_path(suvr_out) as tmp:
-        nib.save(nib.Nifti1Image((pet / mean).astype(np.float32), img.affine), tmp)
+    write_nifti(suvr_out, pet / mean, img.affine, space_unit=None)
     write_tsv_atomic(stats_out, pd.DataFrame([stats]))
     if sidecar_out is not None:
         write_sidecar(suvr_out, pet_sidecar_meta(

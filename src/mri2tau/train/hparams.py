@@ -9,9 +9,10 @@ then ``train.overrides.<model>``; ``image_size`` always equals ``slices.grid`` (
 
 3D: the preset's defaults updated by ``train.overrides.<model>``, with ``image_size`` = the
 volume box (voxels, :func:`mri2tau.data.geometry.volume_geometry`), ``perceptual`` = config
-section ``perceptual`` and ``augment`` = ``volumes.augment``. The train rules pass them as
-params, so e.g. ``perceptual.kind: cyclic25d -> static25d`` reruns only the 3D training jobs
-(and synthesis/evaluation after them); 2D hyper-parameters never contain these sections.
+section ``perceptual`` and ``augment`` = ``volumes.augment`` (not for the ``mean`` baseline,
+which uses neither). The train rules pass them as params, so e.g. ``perceptual.kind: cyclic25d
+-> static25d`` reruns only the 3D training jobs (and synthesis/evaluation after them); 2D
+hyper-parameters never contain these sections.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from mri2tau.data.geometry import volume_geometry
-from mri2tau.models.defaults import default_hparams, model_dims
+from mri2tau.models.defaults import BASELINES, default_hparams, model_dims
 
 
 def _enabled(config: dict[str, Any], key: str, dims: int) -> list[str]:
@@ -66,9 +67,7 @@ def model_hparams_3d(model: str, config: dict[str, Any]) -> dict[str, Any]:
             f"config key 'train.overrides.{model}.image_size': the volume box is {list(geometry.shape)}; "
             "set volumes.shape / volumes.pad_multiple instead"
         )
-    overrides.update(
-        image_size=list(geometry.shape),
-        perceptual=dict(config["perceptual"]),
-        augment=dict(config["volumes"].get("augment", {})),
-    )
+    overrides["image_size"] = list(geometry.shape)
+    if model not in BASELINES:  # the mean baseline has no loss and sees no augmentation
+        overrides.update(perceptual=dict(config["perceptual"]), augment=dict(config["volumes"].get("augment", {})))
     return default_hparams(model, config["preset"], **overrides)

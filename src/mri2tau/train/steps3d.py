@@ -21,6 +21,8 @@ from mri2tau.data.volumes import AugmentConfig, VolumeDataset, open_volumes
 from mri2tau.errors import PipelineInputError
 from mri2tau.log import get_logger
 from mri2tau.losses.ssim3d import build_synthesis_loss
+from mri2tau.models import registry
+from mri2tau.train.baseline import fit_mean
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")
@@ -35,11 +37,15 @@ def train_from_volumes(
 ) -> Path:
     """Train 3D ``model`` on the ``train`` volumes in ``volumes_dir`` into ``out_dir``; return ``model.pt``.
 
+    The ``mean`` baseline is the mean of every training volume (:func:`mri2tau.train.baseline.fit_mean`).
+
     ``train.val_fraction`` of the training subjects (seeded) are held out (no augmentation) for
     ``best.pt``. The generator files carry ``volumes.json`` (geometry and SUVR window) as
     ``data`` so synthesis can put volumes back on the template grid in SUVR units.
     """
     volumes = open_volumes(volumes_dir, "train")
+    if registry.get(model).family == "mean":
+        return fit_mean(model, volumes, out_dir, hparams)
     if list(volumes.geometry.shape) != list(hparams["image_size"]):
         raise PipelineInputError(
             f"volumes are {list(volumes.geometry.shape)} but {model} expects image_size {hparams['image_size']}",
