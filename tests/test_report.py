@@ -29,6 +29,8 @@ from slurm.runner import env, run
 from mri2tau.paths import FIGURE_NAMES, SPLIT_NAMES, TIMING_NAME, RunPaths, comparison_name, synth_name
 from mri2tau.templates import TEMPLATE_NAME
 
+pytestmark = pytest.mark.dag  # calls snakemake on a workflow copy
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("cgan", "unet3d")
 SESSIONS = [("T01", "CN", 0.3, "train"), ("T02", "CN", 0.5, "train"), ("T03", "LMCI", 1.5, "train"),
