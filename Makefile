@@ -10,7 +10,7 @@ NODE_DIR  := $(VENV)/node
 VALIDATOR := $(NODE_DIR)/node_modules/.bin/bids-validator
 VALIDATOR_STAMP := $(NODE_DIR)/.installed-stamp
 
-.PHONY: demo test install lint dryrun clean
+.PHONY: demo test test-fast install lint dryrun clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,13 +34,17 @@ install: $(STAMP) $(VALIDATOR_STAMP)
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) all
 
-## test: set up (with the BIDS validator), then run the test suite
-test: $(STAMP) $(VALIDATOR_STAMP)
+## test: set up (with the BIDS validator), check the workflow (lint), then run the whole test suite (CI)
+test: $(STAMP) $(VALIDATOR_STAMP) lint
 	PATH=$(CURDIR)/$(BIN):$$PATH BIDS_VALIDATOR=$(CURDIR)/$(VALIDATOR) $(BIN)/pytest -q --timeout=1200 $(PYTEST_ARGS)
 
+## test-fast: the unit tier (no Snakemake runs, nothing marked slow): the inner loop, a few minutes
+test-fast: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q --timeout=600 -m "not dag and not slow" $(PYTEST_ARGS)
+
+## lint: snakefmt --check, snakemake --lint and a dry run of the demo and paper presets (seconds)
 lint: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	PATH=$(CURDIR)/$(BIN):$$PATH tools/check_workflow.sh
 
 dryrun: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake -n all

@@ -18,19 +18,17 @@ from mri2tau.convert.metadata import write_bids_metadata
 from mri2tau.convert.select import select_series
 from mri2tau.convert.session import convert_session
 from mri2tau.io.bids import nifti_header_bytes
+from mri2tau.paths import RunPaths
+from mri2tau.templates import TEMPLATE_NAME
 
 from bids_check import bids_errors, validate_bids
 
 
 def session_paths(bids: Path, sub: str, ses: str) -> dict[str, Path]:
-    """The BIDS file names of workflow/rules/common.smk (T1W, T1W_JSON, PET, PET_JSON)."""
-    stem = bids / f"sub-{sub}" / f"ses-{ses}"
-    return {
-        "t1w": stem / "anat" / f"sub-{sub}_ses-{ses}_T1w.nii.gz",
-        "t1w_json": stem / "anat" / f"sub-{sub}_ses-{ses}_T1w.json",
-        "pet": stem / "pet" / f"sub-{sub}_ses-{ses}_trc-18FAV1451_pet.nii.gz",
-        "pet_json": stem / "pet" / f"sub-{sub}_ses-{ses}_trc-18FAV1451_pet.json",
-    }
+    """The raw BIDS files of a session under ``bids`` (rule convert_session's outputs, mri2tau.paths)."""
+    paths = RunPaths(str(bids.parent), TEMPLATE_NAME)
+    assert paths.bids == str(bids), "the raw BIDS tree is <results>/bids"
+    return {key: Path(getattr(paths, key).format(sub=sub, ses=ses)) for key in ("t1w", "t1w_json", "pet", "pet_json")}
 
 
 @pytest.fixture(scope="module")

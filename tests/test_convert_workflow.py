@@ -13,6 +13,12 @@ import pandas as pd
 import pydicom
 import pytest
 import yaml
+from slurm.runner import workdir_paths
+
+from mri2tau.paths import RunPaths
+from mri2tau.templates import TEMPLATE_NAME
+
+pytestmark = pytest.mark.dag  # calls snakemake on a workflow copy
 
 REPO = Path(__file__).resolve().parents[1]
 CONVERT_RULES = ("select_series", "convert_session", "bids_metadata")
@@ -95,9 +101,9 @@ def faulty_run(demo_cohort, tmp_path_factory):
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     sessions = [(source["sub"], source["viscode"])]  # one good subject (test_convert_demo converts all)
     sessions += [(ptid.replace("_", ""), source["viscode"]) for ptid in BAD_CASES if ptid != "901_S_0004"]
-    targets = [f"results/bids/sub-{s}/ses-{v}/{d}/sub-{s}_ses-{v}_{suffix}" for s, v in sessions
-               for d, suffix in (("anat", "T1w.nii.gz"), ("pet", "trc-18FAV1451_pet.json"))]
-    run = snakemake(work, "--cores", "2", "--keep-going", *targets, "results/bids/participants.tsv")
+    paths = RunPaths("results", TEMPLATE_NAME)  # config.yaml: the default results folder
+    targets = [p.format(sub=s, ses=v) for s, v in sessions for p in (paths.t1w, paths.pet_json)]
+    run = snakemake(work, "--cores", "2", "--keep-going", *targets, paths.participants)
     return work, run, source, planted
 
 
@@ -105,10 +111,10 @@ def test_good_subject_converts_despite_bad_ones(faulty_run):
     work, run, source, _ = faulty_run
     assert run.returncode != 0, "bad subjects must fail their jobs"
     sub, ses = source["sub"], source["viscode"]
-    session = work / "results" / "bids" / f"sub-{sub}" / f"ses-{ses}"
-    assert (session / "anat" / f"sub-{sub}_ses-{ses}_T1w.nii.gz").is_file(), run.stderr[-3000:]
-    assert (session / "pet" / f"sub-{sub}_ses-{ses}_trc-18FAV1451_pet.json").is_file()
-    assert (work / "results" / "bids" / "participants.tsv").is_file()
+    paths = workdir_paths(work)
+    assert Path(paths.t1w.format(sub=sub, ses=ses)).is_file(), run.stderr[-3000:]
+    assert Path(paths.pet_json.format(sub=sub, ses=ses)).is_file()
+    assert Path(paths.participants).is_file()
 
 
 @pytest.mark.parametrize("ptid", [p for p in BAD_CASES if p != "901_S_0004"])

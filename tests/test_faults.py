@@ -28,9 +28,12 @@ from slurm.runner import (
     reference_run,
     run,
     training_run,
+    workdir_paths,
 )
 
-pytestmark = pytest.mark.slow
+from mri2tau.paths import log_path
+
+pytestmark = [pytest.mark.dag, pytest.mark.slow]  # whole-workflow runs
 
 LOCAL = ("--profile", "profiles/local")
 FIRST_PET_RULE = "pet_motion"  # one job per session, first of the PET stage
@@ -42,7 +45,7 @@ def done(tmp_path_factory):
 
 
 def split_rows(workdir: Path) -> list[dict[str, str]]:
-    with open(workdir / "results" / "splits.tsv", newline="") as fh:
+    with open(workdir_paths(workdir).splits, newline="") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
@@ -112,13 +115,12 @@ def test_keep_going_with_one_corrupt_subject_finishes_the_others(corrupt_run):
     # the summary names the failed rule and session, and only that one
     summary = res.stdout[res.stdout.index("Error in rule") :]
     assert f"Error in rule {FIRST_PET_RULE}" in summary
-    assert f"logs/{FIRST_PET_RULE}/sub-{sub}_ses-{ses}.log" in summary and summary.count("Error in rule") == 1
+    assert log_path(FIRST_PET_RULE).format(sub=sub, ses=ses) in summary and summary.count("Error in rule") == 1
     # no partial output of the failed job survives
-    pet_out = wd / "results" / "derivatives" / "mri2tau" / f"sub-{sub}" / f"ses-{ses}" / "pet"
-    prefix = f"sub-{sub}_ses-{ses}_trc-18FAV1451_desc-"
-    assert not (pet_out / f"{prefix}mean_pet.nii.gz").exists()
-    assert not (pet_out / f"{prefix}motion_timeseries.tsv").exists()
-    assert not [p.name for p in pet_out.glob(".*")]  # no temporary files
+    paths = workdir_paths(wd)
+    mean, motion = (Path(p.format(sub=sub, ses=ses)) for p in (paths.pet_mean_native, paths.pet_motion))
+    assert not mean.exists() and not motion.exists()
+    assert not [p.name for p in mean.parent.glob(".*")]  # no temporary files
 
 
 def test_failed_subject_log_names_subject_and_file(corrupt_run):

@@ -16,6 +16,7 @@ a real run). On it:
 from __future__ import annotations
 
 import os
+import re
 
 import nibabel as nib
 import numpy as np
@@ -34,6 +35,11 @@ from slurm.runner import (
     run,
 )
 
+from mri2tau.config import resolve_config
+from mri2tau.paths import RunPaths
+
+pytestmark = pytest.mark.dag  # calls snakemake on a workflow copy
+
 MODELS_2D = ["cgan"]
 MODELS_3D = ["unet3d", "unetr", "swinunetr", "pix2pix3d", "cyclegan3d"]
 CONFIG = {
@@ -42,11 +48,8 @@ CONFIG = {
     "perceptual": {"kind": "cyclic25d", "initial_duration": 1},  # 2 epochs: axial, then coronal
 }
 RES_MM = SMALL_DEMO["template"]["resolution_mm"]
-TPL = "MNI152NLin6Asym"
-DERIV = "results/derivatives/mri2tau/sub-{sub}/ses-{ses}"
-T1_TEMPLATE = DERIV + "/anat/sub-{sub}_ses-{ses}_space-" + TPL + "_desc-preproc_T1w.nii.gz"
-MASK_TEMPLATE = DERIV + "/anat/sub-{sub}_ses-{ses}_space-" + TPL + "_desc-brain_mask.nii.gz"
-SUVR_STD = DERIV + "/pet/sub-{sub}_ses-{ses}_trc-18FAV1451_space-" + TPL + "_desc-suvrstd_pet.nii.gz"
+_RESOLVED = resolve_config(CONFIG)
+PATHS = RunPaths(_RESOLVED["results_dir"], _RESOLVED["template"]["name"])  # relative to the workdir
 
 
 @pytest.fixture(autouse=True)
@@ -56,10 +59,11 @@ def _one_thread():
 
 def touch_finished(wd) -> None:
     """Run the checkpoints for real, create every other planned output empty, mark all done."""
-    run(wd, "--cores", "1", "results/splits.tsv", timeout=600)
+    run(wd, "--cores", "1", PATHS.splits, timeout=600)
+    synth_dir = re.compile(re.escape(PATHS.synth_dir).replace(re.escape("{model}"), "[^/]+"))
     for rel in planned_outputs(wd, "all"):
         path = wd / rel
-        if "/synth/" in rel:  # directory() outputs
+        if synth_dir.fullmatch(rel):  # directory() outputs
             path.mkdir(parents=True, exist_ok=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +112,8 @@ def write_demo_like_session(wd, sub: str, ses: str, amplitude: float) -> None:
     suvr = np.where(brain, 1.0, 0.0).astype(np.float32)
     for stage in ("braak1", "braak2", "braak3", "braak4"):
         suvr[rois[stage]] += amplitude
-    images = {T1_TEMPLATE: np.asarray(t1.dataobj), MASK_TEMPLATE: brain.astype(np.uint8), SUVR_STD: suvr}
+    images = {PATHS.t1_template: np.asarray(t1.dataobj), PATHS.brain_mask_template: brain.astype(np.uint8),
+              PATHS.suvr_std_template: suvr}
     for pattern, data in images.items():
         path = wd / pattern.format(sub=sub, ses=ses)
         touched = path.stat()
@@ -118,10 +123,10 @@ def write_demo_like_session(wd, sub: str, ses: str, amplitude: float) -> None:
 
 def test_3d_model_trains_through_its_rule(finished, tmp_path):
     wd = copy_run(finished, tmp_path / "wd")
-    splits = pd.read_csv(wd / "results/splits.tsv", sep="\t", dtype=str)
+    splits = pd.read_csv(wd / PATHS.splits, sep="\t", dtype=str)
     for i, row in enumerate(splits.itertuples()):
         write_demo_like_session(wd, row.sub, row.ses, amplitude=0.5 + i)
-    target = "results/models/unet3d/model.pt"
+    target = PATHS.model_file.format(model="unet3d")
     ran = run(wd, "--cores", "1", target, "--forcerun", "volumes", timeout=600).stdout
     assert set(parse_dry_run(ran)) == {"volumes", "train_model_3d[model=unet3d]"}  # the plan it ran
 
@@ -129,7 +134,7 @@ def test_3d_model_trains_through_its_rule(finished, tmp_path):
     from mri2tau.data.volumes import open_volumes
 
     for split in ("train", "test"):
-        volumes = open_volumes(wd / "results/volumes", split)
+        volumes = open_volumes(wd / PATHS.volumes_dir, split)
         rows = splits[splits["split"] == split]
         assert list(volumes.index["sub"]) == sorted(rows["sub"])
         assert volumes.mri.shape == (len(rows), 1, 64, 64, 64)
@@ -137,7 +142,7 @@ def test_3d_model_trains_through_its_rule(finished, tmp_path):
         assert (volumes.mri > -1).mean() > 0.1  # the brain is inside the box
 
     # training: 2 epochs, the cyclic schedule, finite losses; a model file synthesis can load
-    metrics = pd.read_csv(wd / "results/models/unet3d/metrics.csv")
+    metrics = pd.read_csv(wd / PATHS.model_metrics.format(model="unet3d"))
     assert list(metrics["epoch"]) == [1, 2]
     assert np.isfinite(metrics["l1"]).all()
     assert list(metrics["perceptual_plane"]) == ["axial", "coronal"]  # initial_duration 1

@@ -284,11 +284,15 @@ def resolve_uri(uri: str, raw: Path, deriv: Path) -> Path:
     return (raw if dataset == "raw" else deriv) / rest
 
 
+@pytest.mark.dag
 @pytest.mark.slow
 def test_workflow_derivatives_describe_themselves(done):
+    from slurm.runner import workdir_paths
+
     from mri2tau import __version__
 
-    raw, deriv = done / "results" / "bids", done / "results" / "derivatives" / "mri2tau"
+    paths = workdir_paths(done)
+    raw, deriv = Path(paths.bids), Path(paths.deriv)
     description = json.loads((deriv / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
     assert description["GeneratedBy"][0] == {**description["GeneratedBy"][0], "Name": "mri2tau", "Version": __version__}
@@ -306,16 +310,17 @@ def test_workflow_derivatives_describe_themselves(done):
         if "desc-suvr_pet" in image.name:
             assert meta["ReferenceRegion"] == "cerebellar_gm" and meta["PartialVolumeCorrection"] == "none"
     # the cohort table: one row per session, the values of the sessions' own tables
-    pairs = pd.read_csv(done / "results" / "convert" / "pairs.tsv", sep="\t", dtype=str)
-    wide = pd.read_csv(deriv / "group" / "regional_suvr_wide.tsv", sep="\t")
+    pairs = pd.read_csv(paths.pairs, sep="\t", dtype=str)
+    wide = pd.read_csv(paths.regional_wide, sep="\t")
     assert sorted(wide["participant_id"]) == sorted("sub-" + pairs["sub"]) and set(wide["PVC"]) == {"GTM"}
     for row in wide.itertuples():
-        folder = deriv / row.participant_id / row.session_id / "pet"
-        session = pd.read_csv(next(folder.glob("*_desc-regional_stats.tsv")), sep="\t").set_index("region")
+        sub, ses = row.participant_id.removeprefix("sub-"), row.session_id.removeprefix("ses-")
+        session = pd.read_csv(paths.regional_tsv.format(sub=sub, ses=ses), sep="\t").set_index("region")
         assert row.BRAAK34_SUVR == pytest.approx(session.loc["braak34", "suvr"])
         assert row.META_TEMPORAL_SUVR_PVC == pytest.approx(session.loc["meta_temporal", "suvr_pvc"])
 
 
+@pytest.mark.dag
 @pytest.mark.slow
 def test_bids_validator_passes_raw_and_derivatives(done, bids_validator, tmp_path):
     """0 errors on both trees (derivatives: the 1.x validator has no rules for derivative file
@@ -324,8 +329,11 @@ def test_bids_validator_passes_raw_and_derivatives(done, bids_validator, tmp_pat
 
     from bids_check import DERIVATIVES_CONFIG, bids_errors, validate_bids
 
-    deriv = done / "results" / "derivatives" / "mri2tau"
-    assert bids_errors(validate_bids(bids_validator, done / "results" / "bids")) == []
+    from slurm.runner import workdir_paths
+
+    paths = workdir_paths(done)
+    deriv = Path(paths.deriv)
+    assert bids_errors(validate_bids(bids_validator, Path(paths.bids))) == []
     assert bids_errors(validate_bids(bids_validator, deriv, DERIVATIVES_CONFIG)) == []
     broken = shutil.copytree(deriv, tmp_path / "mri2tau")
     description = json.loads((broken / "dataset_description.json").read_text())

@@ -24,9 +24,10 @@ from slurm.runner import (
     rules_of,
     stage_rules,
     training_run,
+    workdir_paths,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.dag, pytest.mark.slow]  # whole-workflow runs
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,7 @@ def test_editing_a_script_reruns_only_its_rules_jobs(done, script):
 
 def test_reference_region_change_reruns_suvr_and_what_follows_only(done, tmp_path):
     """A user reference mask instead of cerebellar GM: SUVR onwards, never conversion/registration."""
-    mask = done / "results" / "derivatives" / "mri2tau"
-    mask = next(mask.glob("tpl-*/tpl-*_desc-petreference_mask.nii.gz"))
+    mask = workdir_paths(done).pet_reference_mask
     custom = done / "custom_reference_mask.nii.gz"
     shutil.copy2(mask, custom)
     try:

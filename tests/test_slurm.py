@@ -25,7 +25,7 @@ from slurm.runner import (
     run,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.dag, pytest.mark.slow]  # whole-workflow runs
 
 # The plugin checks job states this many seconds after submitting, then 10 s later each time
 # until a job has finished. A demo job takes ~5 s, so most finish before the first check.

@@ -93,6 +93,7 @@ def test_every_gpu_rule_gets_a_gpu_on_slurm():
     assert not sorted(gpu_rules - set(set_resources)), "GPU rules without a GPU request in profiles/slurm"
 
 
+@pytest.mark.dag
 @pytest.mark.parametrize("profile", ["local", "slurm"])
 def test_profiles_load_and_dry_run(tmp_path, profile):
     """Both profiles are valid Snakemake 9 profiles (unknown keys fail) and plan the DAG."""

@@ -26,6 +26,9 @@ from typing import Any
 
 import yaml
 
+from mri2tau.config import resolve_config
+from mri2tau.paths import RunPaths
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_PATHS = ("Snakefile", "workflow", "envs", "profiles")
 RULE_FILES = REPO / "workflow" / "rules"
@@ -79,6 +82,13 @@ def copy_workflow(workdir: Path, config: dict[str, Any], stages: Iterable[str] |
         (workdir / "Snakefile").write_text("".join(kept))
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
+
+
+def workdir_paths(workdir: Path) -> RunPaths:
+    """The output paths (:class:`mri2tau.paths.RunPaths`) of the workflow copy in ``workdir``,
+    from its ``config.yaml`` (results folder, template), as absolute paths."""
+    config = resolve_config(yaml.safe_load((workdir / "config.yaml").read_text()))
+    return RunPaths(str(workdir / config["results_dir"]), config["template"]["name"])
 
 
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:

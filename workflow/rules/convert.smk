@@ -2,20 +2,16 @@
 from mri2tau.convert.select import session_dicom_dirs, session_series
 from mri2tau.io.adni import clinical_csv_path
 
-PARTICIPANTS_JSON = f"{BIDS}/participants.json"
-BIDS_README = f"{BIDS}/README"
-BIDS_CHANGES = f"{BIDS}/CHANGES"
-
 
 checkpoint select_series:
     input:
         dicom=config["data"]["dicom_root"],
         csv=str(clinical_csv_path(config["data"]["clinical_csv"])),
     output:
-        pairs=PAIRS,
-        excluded=EXCLUDED,
+        pairs=paths.pairs,
+        excluded=paths.excluded,
     log:
-        log_path("select_series", per_subject=False),
+        log_path("select_series", "all"),
     conda:
         "../../envs/convert.yaml"
     threads: 1
@@ -43,10 +39,10 @@ rule convert_session:
             )
         ),
     output:
-        t1w=T1W,
-        t1w_json=T1W_JSON,
-        pet=PET,
-        pet_json=PET_JSON,
+        t1w=paths.t1w,
+        t1w_json=paths.t1w_json,
+        pet=paths.pet,
+        pet_json=paths.pet_json,
     log:
         log_path("convert_session"),
     conda:
@@ -66,15 +62,15 @@ rule convert_session:
 
 rule bids_metadata:
     input:
-        pairs=PAIRS,
+        pairs=paths.pairs,
     output:
-        participants=PARTICIPANTS,
-        participants_json=PARTICIPANTS_JSON,
-        description=DATASET_DESCRIPTION,
-        readme=BIDS_README,
-        changes=BIDS_CHANGES,
+        participants=paths.participants,
+        participants_json=paths.participants_json,
+        description=paths.dataset_description,
+        readme=paths.bids_readme,
+        changes=paths.bids_changes,
     log:
-        log_path("bids_metadata", per_subject=False),
+        log_path("bids_metadata", "all"),
     conda:
         "../../envs/convert.yaml"
     threads: 1
@@ -88,8 +84,15 @@ rule bids_metadata:
         "../scripts/bids_metadata.py"
 
 
-# Every converted BIDS file plus the dataset-level files.
+# The dataset-level files and each session's T1w sidecar: the session's other BIDS files are
+# inputs of the MRI and PET stages (one DAG edge per file: a large cohort plans faster).
 FINAL_TARGETS.append(
-    lambda: [f for p in (T1W, T1W_JSON, PET, PET_JSON) for f in expand_sessions(p)]
-    + [PARTICIPANTS, PARTICIPANTS_JSON, DATASET_DESCRIPTION, BIDS_README, BIDS_CHANGES]
+    lambda: expand_sessions(paths.t1w_json)
+    + [
+        paths.participants,
+        paths.participants_json,
+        paths.dataset_description,
+        paths.bids_readme,
+        paths.bids_changes,
+    ]
 )

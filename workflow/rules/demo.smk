@@ -1,8 +1,5 @@
 # Stage: demo. The synthetic ADNI-like cohort (only when data.source is "demo").
-from pathlib import Path
-
-DEMO_TRUTH = str(Path(config["data"]["clinical_csv"]).parent / "truth")
-
+from mri2tau.paths import demo_truth_dir
 
 if config["data"]["source"] == "demo":
 
@@ -10,9 +7,9 @@ if config["data"]["source"] == "demo":
         output:
             clinical_csv=config["data"]["clinical_csv"],
             dicom_root=directory(config["data"]["dicom_root"]),
-            truth=directory(DEMO_TRUTH),
+            truth=directory(demo_truth_dir(config["data"]["clinical_csv"])),
         log:
-            log_path("demo_cohort", per_subject=False),
+            log_path("demo_cohort", "all"),
         conda:
             "../../envs/demo.yaml"
         threads: 1

@@ -4,13 +4,13 @@
 # Tables are HTML pages (and .tsv numbers, .md) and figures PNGs, all in `snakemake --report`.
 import os
 
-EVAL_DIR = f"{R}/eval"
-FIG_DIR = f"{EVAL_DIR}/figures"
-CLASSIFIER_DIR = f"{R}/classifier"
+from mri2tau.paths import EVAL_METRICS_NAMES, FIGURE_NAMES, comparison_name
+
 _EVAL = config["evaluate"]
 _CLF = config["classifier"]
-# per model: the synthetic test PET's regional SUVR (layout of the cohort tables, regional.smk)
-REGIONAL_SYNTH = f"{GROUP}/regional_suvr_synth-{{{{model}}}}_{{table}}.{{ext}}"
+SYNTH_DIRS = dict(zip(SYNTH_MODELS, expand(paths.synth_dir, model=SYNTH_MODELS)))
+_METRICS = {k: paths.eval_file(name) for k, name in EVAL_METRICS_NAMES.items()}
+_FIGURES = {k: paths.figure(name) for k, name in FIGURE_NAMES.items()}
 EVAL_TABLES = {  # stem (= caption workflow/report/<stem>.rst) -> report category
     "table1_ablation": "Image metrics",
     "table3_models": "Image metrics",
@@ -23,19 +23,17 @@ EVAL_TABLES = {  # stem (= caption workflow/report/<stem>.rst) -> report categor
 
 rule evaluate:
     input:
-        synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
-        splits=SPLITS,
-        real=session_index("suvr", "test"),
-        mask=session_index("mri", "test"),
+        synth=list(SYNTH_DIRS.values()),
+        splits=paths.splits,
+        real=paths.session_indexes("suvr", ["test"]),
+        mask=paths.session_indexes("mri", ["test"]),
     output:
-        slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
-        volume_metrics=f"{EVAL_DIR}/volume_metrics.tsv",
-        roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
-        tsv=expand(f"{EVAL_DIR}/{{stem}}.tsv", stem=EVAL_TABLES),
-        md=expand(f"{EVAL_DIR}/{{stem}}.md", stem=EVAL_TABLES),
+        **_METRICS,
+        tsv=[paths.eval_file(f"{stem}.tsv") for stem in EVAL_TABLES],
+        md=[paths.eval_file(f"{stem}.md") for stem in EVAL_TABLES],
         html=[
             report(
-                f"{EVAL_DIR}/{stem}.html",
+                paths.eval_file(f"{stem}.html"),
                 caption=f"../report/{stem}.rst",
                 category=category,
                 labels={"table": stem},
@@ -43,7 +41,7 @@ rule evaluate:
             for stem, category in EVAL_TABLES.items()
         ],
     log:
-        log_path("evaluate", per_subject=False),
+        log_path("evaluate", "all"),
     conda:
         "../../envs/evaluate.yaml"
     threads: 1
@@ -51,9 +49,9 @@ rule evaluate:
         mem_mb=_EVAL["mem_mb"],
         runtime=_EVAL["runtime_min"],
     params:
-        synth_dirs=dict(zip(SYNTH_MODELS, expand(SYNTH_DIR, model=SYNTH_MODELS))),
+        synth_dirs=SYNTH_DIRS,
         patterns=lambda wildcards: dict(
-            real_pattern=SUVR_TEMPLATE, mask_pattern=BRAIN_MASK_TEMPLATE
+            real_pattern=paths.suvr_template, mask_pattern=paths.brain_mask_template
         ),
         out_dir=lambda wildcards, output: os.path.dirname(output.slice_metrics),
         resolution_mm=config["template"]["resolution_mm"],
@@ -65,17 +63,17 @@ rule evaluate:
 
 rule figures:
     input:
-        synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
-        losses=expand(MODEL_METRICS, model=SYNTH_MODELS),
-        slice_metrics=f"{EVAL_DIR}/slice_metrics.tsv",
-        roi_suvr=f"{EVAL_DIR}/roi_suvr.tsv",
-        splits=SPLITS,
-        real=session_index("suvr", "test"),
-        mask=session_index("mri", "test"),
+        synth=list(SYNTH_DIRS.values()),
+        losses=expand(paths.model_metrics, model=SYNTH_MODELS),
+        slice_metrics=_METRICS["slice_metrics"],
+        roi_suvr=_METRICS["roi_suvr"],
+        splits=paths.splits,
+        real=paths.session_indexes("suvr", ["test"]),
+        mask=paths.session_indexes("mri", ["test"]),
     output:
         comparison=[
             report(
-                f"{FIG_DIR}/comparison_{model}.png",
+                paths.figure(comparison_name(model)),
                 caption="../report/comparison.rst",
                 category="Synthesis",
                 labels={"figure": "real / synthetic / difference", "model": model},
@@ -83,25 +81,25 @@ rule figures:
             for model in SYNTH_MODELS
         ],
         by_diagnosis=report(
-            f"{FIG_DIR}/metrics_by_diagnosis.png",
+            _FIGURES["by_diagnosis"],
             caption="../report/metrics_by_diagnosis.rst",
             category="Image metrics",
             labels={"figure": "metrics by diagnosis"},
         ),
         losses=report(
-            f"{FIG_DIR}/loss_curves.png",
+            _FIGURES["losses"],
             caption="../report/loss_curves.rst",
             category="Training",
             labels={"figure": "loss curves"},
         ),
         roi_scatter=report(
-            f"{FIG_DIR}/roi_scatter.png",
+            _FIGURES["roi_scatter"],
             caption="../report/roi_scatter.rst",
             category="Regional SUVR",
             labels={"figure": "ROI scatter"},
         ),
     log:
-        log_path("figures", per_subject=False),
+        log_path("figures", "all"),
     conda:
         "../../envs/evaluate.yaml"
     threads: 1
@@ -109,10 +107,12 @@ rule figures:
         mem_mb=_EVAL["mem_mb"],
         runtime=_EVAL["runtime_min"],
     params:
-        synth_dirs=dict(zip(SYNTH_MODELS, expand(SYNTH_DIR, model=SYNTH_MODELS))),
-        metrics_csvs=dict(zip(SYNTH_MODELS, expand(MODEL_METRICS, model=SYNTH_MODELS))),
+        synth_dirs=SYNTH_DIRS,
+        metrics_csvs=dict(
+            zip(SYNTH_MODELS, expand(paths.model_metrics, model=SYNTH_MODELS))
+        ),
         patterns=lambda wildcards: dict(
-            real_pattern=SUVR_TEMPLATE, mask_pattern=BRAIN_MASK_TEMPLATE
+            real_pattern=paths.suvr_template, mask_pattern=paths.brain_mask_template
         ),
         out_dir=lambda wildcards, output: os.path.dirname(output.losses),
         resolution_mm=config["template"]["resolution_mm"],
@@ -124,15 +124,15 @@ rule figures:
 
 rule regional_synth:
     input:
-        synth=SYNTH_DIR,
-        splits=SPLITS,
+        synth=paths.synth_dir,
+        splits=paths.splits,
     output:
-        wide=REGIONAL_SYNTH.format(table="wide", ext="tsv"),
-        wide_json=REGIONAL_SYNTH.format(table="wide", ext="json"),
-        long=REGIONAL_SYNTH.format(table="long", ext="tsv"),
-        long_json=REGIONAL_SYNTH.format(table="long", ext="json"),
+        wide=paths.regional_synth_table("wide", "tsv"),
+        wide_json=paths.regional_synth_table("wide", "json"),
+        long=paths.regional_synth_table("long", "tsv"),
+        long_json=paths.regional_synth_table("long", "json"),
     log:
-        "logs/regional_synth/{model}.log",
+        log_path("regional_synth", "{model}"),
     wildcard_constraints:
         model="|".join(map(re.escape, SYNTH_MODELS)) or "no-model-enabled",
     conda:
@@ -153,13 +153,13 @@ rule regional_synth:
 
 rule classifier_train:
     input:
-        slices=SLICES_CENTRAL.format(split="train"),
-        index=SLICES_CENTRAL_INDEX.format(split="train"),
+        slices=paths.slices_central.format(split="train"),
+        index=paths.slices_central_index.format(split="train"),
     output:
-        model=f"{CLASSIFIER_DIR}/classifier.pt",
-        history=f"{CLASSIFIER_DIR}/history.tsv",
+        model=paths.classifier_file("classifier.pt"),
+        history=paths.classifier_file("history.tsv"),
     log:
-        log_path("classifier_train", per_subject=False),
+        log_path("classifier_train", "all"),
     conda:
         "../../envs/evaluate.yaml"
     threads: _CLF["threads"]
@@ -175,25 +175,25 @@ rule classifier_train:
 
 rule classifier_test:
     input:
-        model=f"{CLASSIFIER_DIR}/classifier.pt",
-        real=SLICES_CENTRAL.format(split="test"),
-        index=SLICES_CENTRAL_INDEX.format(split="test"),
-        synth=expand(SYNTH_DIR, model=SYNTH_MODELS),
-        splits=SPLITS,
-        harmonization=HARMONIZATION_PARAMS,
-        mask=session_index("mri", "test"),
+        model=paths.classifier_file("classifier.pt"),
+        real=paths.slices_central.format(split="test"),
+        index=paths.slices_central_index.format(split="test"),
+        synth=list(SYNTH_DIRS.values()),
+        splits=paths.splits,
+        harmonization=paths.harmonization_params,
+        mask=paths.session_indexes("mri", ["test"]),
     output:
-        table=f"{CLASSIFIER_DIR}/table5_classifier.tsv",
-        md=f"{CLASSIFIER_DIR}/table5_classifier.md",
+        table=paths.classifier_file("table5_classifier.tsv"),
+        md=paths.classifier_file("table5_classifier.md"),
         html=report(
-            f"{CLASSIFIER_DIR}/table5_classifier.html",
+            paths.classifier_file("table5_classifier.html"),
             caption="../report/table5_classifier.rst",
             category="Classifier",
             labels={"table": "table5_classifier"},
         ),
-        decisions=f"{CLASSIFIER_DIR}/decisions.tsv",
+        decisions=paths.classifier_file("decisions.tsv"),
     log:
-        log_path("classifier_test", per_subject=False),
+        log_path("classifier_test", "all"),
     conda:
         "../../envs/evaluate.yaml"
     threads: _CLF["threads"]
@@ -202,8 +202,8 @@ rule classifier_test:
         runtime=_CLF["runtime_min"],
         gpu=_CLF["gpus"],
     params:
-        synth_dirs=dict(zip(SYNTH_MODELS, expand(SYNTH_DIR, model=SYNTH_MODELS))),
-        patterns=lambda wildcards: dict(mask_pattern=BRAIN_MASK_TEMPLATE),
+        synth_dirs=SYNTH_DIRS,
+        patterns=lambda wildcards: dict(mask_pattern=paths.brain_mask_template),
         resolution_mm=config["template"]["resolution_mm"],
         slices=config["slices"],
         settings=_CLF,
@@ -214,12 +214,9 @@ rule classifier_test:
 
 FINAL_TARGETS.extend(
     [
-        *expand(
-            REGIONAL_SYNTH.format(table="wide", ext="tsv"),
-            model=SYNTH_MODELS,
-        ),
-        f"{EVAL_DIR}/table3_models.html",
-        f"{FIG_DIR}/loss_curves.png",
-        f"{CLASSIFIER_DIR}/table5_classifier.html",
+        *expand(paths.regional_synth_table("wide", "tsv"), model=SYNTH_MODELS),
+        paths.eval_file("table3_models.html"),
+        _FIGURES["losses"],
+        paths.classifier_file("table5_classifier.html"),
     ]
 )

@@ -1,28 +1,25 @@
 # Stage: mri. Raw T1w -> N4 -> affine (head to head) -> SyN to the full-head template -> brain masks,
 # transforms, registration QC (per-subject TSV + PNG, and a summary TSV over all sessions).
-MRI_QC_TSV = f"{R}/qc/sub-{{sub}}_ses-{{ses}}_desc-mri_qc.tsv"
-MRI_QC_PNG = f"{R}/qc/sub-{{sub}}_ses-{{ses}}_desc-mri_qc.png"
-REGISTRATION_QC = f"{R}/qc/registration.tsv"
 
 
 rule mri_preprocess:
     input:
-        t1=T1W,
+        t1=paths.t1w,
     output:
-        t1_n4=T1_N4,
-        t1_n4_json=sidecar(T1_N4),
-        t1_template=T1_TEMPLATE,
-        t1_template_json=sidecar(T1_TEMPLATE),
-        brain_mask_template=BRAIN_MASK_TEMPLATE,
-        brain_mask_template_json=sidecar(BRAIN_MASK_TEMPLATE),
-        brain_mask_native=BRAIN_MASK_NATIVE,
-        brain_mask_native_json=sidecar(BRAIN_MASK_NATIVE),
-        xfm_affine=XFM_AFFINE,
-        xfm_warp=XFM_WARP,
-        xfm_invwarp=XFM_INVWARP,
-        qc_tsv=MRI_QC_TSV,
+        t1_n4=paths.t1_n4,
+        t1_n4_json=sidecar(paths.t1_n4),
+        t1_template=paths.t1_template,
+        t1_template_json=sidecar(paths.t1_template),
+        brain_mask_template=paths.brain_mask_template,
+        brain_mask_template_json=sidecar(paths.brain_mask_template),
+        brain_mask_native=paths.brain_mask_native,
+        brain_mask_native_json=sidecar(paths.brain_mask_native),
+        xfm_affine=paths.xfm_affine,
+        xfm_warp=paths.xfm_warp,
+        xfm_invwarp=paths.xfm_invwarp,
+        qc_tsv=paths.mri_qc_tsv,
         qc_png=report(
-            MRI_QC_PNG,
+            paths.mri_qc_png,
             caption="../report/qc_mri.rst",
             category="QC",
             subcategory="MRI registration",
@@ -51,11 +48,11 @@ rule mri_preprocess:
 
 rule qc_registration:
     input:
-        lambda wildcards: expand_sessions(MRI_QC_TSV),
+        lambda wildcards: expand_sessions(paths.mri_qc_tsv),
     output:
-        REGISTRATION_QC,
+        paths.registration_qc,
     log:
-        log_path("qc_registration", per_subject=False),
+        log_path("qc_registration", "all"),
     conda:
         "../../envs/mri.yaml"
     threads: 1
@@ -66,4 +63,4 @@ rule qc_registration:
         "../scripts/mri_qc_summary.py"
 
 
-FINAL_TARGETS.append(REGISTRATION_QC)
+FINAL_TARGETS.append(paths.registration_qc)

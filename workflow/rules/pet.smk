@@ -2,11 +2,6 @@
 # -> SUVR (reference region) -> by-manufacturer standardization (fitted on training subjects).
 # Only pet_reference and suvr carry the reference-region settings, so changing them reruns SUVR
 # and what follows, never motion correction or registration.
-
-PET_MEAN_TEMPLATE = f"{_D}/pet/{_S}_trc-18FAV1451_space-{TPL}_desc-mean_pet.nii.gz"
-PET_REFERENCE_MASK = f"{DERIV}/tpl-{TPL}/tpl-{TPL}_desc-petreference_mask.nii.gz"
-PET_QC = f"{R}/qc/sub-{{sub}}_ses-{{ses}}_desc-pet_qc.png"
-
 from mri2tau.templates import REFERENCE_REGIONS
 
 _PET = config["pet"]
@@ -21,12 +16,12 @@ _REFERENCE_INPUT = (
 
 rule pet_motion:
     input:
-        pet=PET,
-        sidecar=PET_JSON,
+        pet=paths.pet,
+        sidecar=paths.pet_json,
     output:
-        mean=PET_MEAN_NATIVE,
-        mean_json=sidecar(PET_MEAN_NATIVE),
-        motion=PET_MOTION,
+        mean=paths.pet_mean_native,
+        mean_json=sidecar(paths.pet_mean_native),
+        motion=paths.pet_motion,
     log:
         log_path("pet_motion"),
     conda:
@@ -44,11 +39,11 @@ rule pet_motion:
 
 rule pet_to_t1:
     input:
-        mean=PET_MEAN_NATIVE,
-        t1=T1_N4,
-        brain_mask=BRAIN_MASK_NATIVE,
+        mean=paths.pet_mean_native,
+        t1=paths.t1_n4,
+        brain_mask=paths.brain_mask_native,
     output:
-        xfm=XFM_PET2T1,
+        xfm=paths.xfm_pet2t1,
     log:
         log_path("pet_to_t1"),
     conda:
@@ -63,13 +58,13 @@ rule pet_to_t1:
 
 rule pet_to_template:
     input:
-        mean=PET_MEAN_NATIVE,
-        pet2t1=XFM_PET2T1,
-        warp=XFM_WARP,
-        affine=XFM_AFFINE,
+        mean=paths.pet_mean_native,
+        pet2t1=paths.xfm_pet2t1,
+        warp=paths.xfm_warp,
+        affine=paths.xfm_affine,
     output:
-        pet=PET_MEAN_TEMPLATE,
-        pet_json=sidecar(PET_MEAN_TEMPLATE),
+        pet=paths.pet_mean_template,
+        pet_json=sidecar(paths.pet_mean_template),
     log:
         log_path("pet_to_template"),
     conda:
@@ -90,10 +85,10 @@ rule pet_reference:
     input:
         _REFERENCE_INPUT,
     output:
-        mask=PET_REFERENCE_MASK,
-        mask_json=sidecar(PET_REFERENCE_MASK),
+        mask=paths.pet_reference_mask,
+        mask_json=sidecar(paths.pet_reference_mask),
     log:
-        log_path("pet_reference", per_subject=False),
+        log_path("pet_reference", "all"),
     conda:
         "../../envs/pet.yaml"
     threads: 1
@@ -112,13 +107,13 @@ rule pet_reference:
 
 rule suvr:
     input:
-        pet=PET_MEAN_TEMPLATE,
-        reference=PET_REFERENCE_MASK,
-        motion=PET_MOTION,
+        pet=paths.pet_mean_template,
+        reference=paths.pet_reference_mask,
+        motion=paths.pet_motion,
     output:
-        suvr=SUVR_TEMPLATE,
-        suvr_json=sidecar(SUVR_TEMPLATE),
-        stats=SUVR_STATS,
+        suvr=paths.suvr_template,
+        suvr_json=sidecar(paths.suvr_template),
+        stats=paths.suvr_stats,
     log:
         log_path("suvr"),
     conda:
@@ -137,12 +132,15 @@ rule suvr:
 
 rule pet_qc:
     input:
-        suvr=SUVR_TEMPLATE,
-        t1=T1_TEMPLATE,
-        sidecar=PET_JSON,
+        suvr=paths.suvr_template,
+        t1=paths.t1_template,
+        sidecar=paths.pet_json,
     output:
         png=report(
-            PET_QC, category="QC", subcategory="PET", caption="../report/qc_pet.rst"
+            paths.pet_qc,
+            category="QC",
+            subcategory="PET",
+            caption="../report/qc_pet.rst",
         ),
     log:
         log_path("pet_qc"),
@@ -158,13 +156,13 @@ rule pet_qc:
 
 rule harmonize_fit:
     input:
-        splits=SPLITS,
-        suvr=session_index("suvr", "train"),
-        reference=PET_REFERENCE_MASK,
+        splits=paths.splits,
+        suvr=paths.session_indexes("suvr", ["train"]),
+        reference=paths.pet_reference_mask,
     output:
-        params=HARMONIZATION_PARAMS,
+        params=paths.harmonization_params,
     log:
-        log_path("harmonize_fit", per_subject=False),
+        log_path("harmonize_fit", "all"),
     conda:
         "../../envs/pet.yaml"
     threads: 1
@@ -172,7 +170,7 @@ rule harmonize_fit:
         mem_mb=_PET["mem_mb"],
         runtime=_PET["runtime_min"],
     params:
-        suvr_pattern=lambda wildcards: SUVR_TEMPLATE,
+        suvr_pattern=lambda wildcards: paths.suvr_template,
         method=config["harmonization"]["method"],
         robust_percentile=config["harmonization"]["robust_percentile"],
         resolution_matching=config["harmonization"]["resolution_matching"],
@@ -185,13 +183,13 @@ rule harmonize_fit:
 
 rule harmonize_apply:
     input:
-        suvr=SUVR_TEMPLATE,
-        params=HARMONIZATION_PARAMS,
-        splits=SPLITS,
-        reference=PET_REFERENCE_MASK,
+        suvr=paths.suvr_template,
+        params=paths.harmonization_params,
+        splits=paths.splits,
+        reference=paths.pet_reference_mask,
     output:
-        suvr=SUVR_STD_TEMPLATE,
-        suvr_json=sidecar(SUVR_STD_TEMPLATE),
+        suvr=paths.suvr_std_template,
+        suvr_json=sidecar(paths.suvr_std_template),
     log:
         log_path("harmonize_apply"),
     conda:
@@ -208,4 +206,6 @@ rule harmonize_apply:
         "../scripts/harmonize_apply.py"
 
 
-FINAL_TARGETS.append(lambda: expand_sessions(PET_QC))  # + the session indexes (index.smk)
+FINAL_TARGETS.append(
+    lambda: expand_sessions(paths.pet_qc)
+)  # + the session indexes (index.smk)

@@ -4,9 +4,6 @@
 # carries the PVC settings: changing them reruns the tables, never SUVR or registration.
 from mri2tau import __version__
 
-REGIONAL_WIDE = f"{GROUP}/regional_suvr_wide.tsv"
-REGIONAL_LONG = f"{GROUP}/regional_suvr_long.tsv"
-REGIONAL_FIGURE = f"{GROUP}/regional_suvr_by_diagnosis.png"
 _REG_PET = config["pet"]
 _PVC_ON = _REG_PET["pvc"] != "none"
 _REG_TEMPLATE = dict(
@@ -19,10 +16,10 @@ _REG_TEMPLATE = dict(
 
 rule derivatives_description:
     output:
-        description=DERIV_DESCRIPTION,
-        readme=f"{DERIV}/README",
+        description=paths.deriv_description,
+        readme=paths.deriv_readme,
     log:
-        log_path("derivatives_description", per_subject=False),
+        log_path("derivatives_description", "all"),
     conda:
         "../../envs/pet.yaml"
     threads: 1
@@ -30,8 +27,8 @@ rule derivatives_description:
         mem_mb=500,
         runtime=5,
     params:
-        raw_dir=BIDS,
-        template=TPL,
+        raw_dir=paths.bids,
+        template=paths.template,
         version=__version__,
     script:
         "../scripts/derivatives_description.py"
@@ -39,14 +36,14 @@ rule derivatives_description:
 
 rule regional_suvr:
     input:
-        suvr=SUVR_TEMPLATE,
-        stats=SUVR_STATS,
-        reference=PET_REFERENCE_MASK,
-        pet_json=PET_JSON,
-        pet_mean=PET_MEAN_NATIVE,
+        suvr=paths.suvr_template,
+        stats=paths.suvr_stats,
+        reference=paths.pet_reference_mask,
+        pet_json=paths.pet_json,
+        pet_mean=paths.pet_mean_native,
     output:
-        tsv=REGIONAL_TSV,
-        json=sidecar(REGIONAL_TSV),
+        tsv=paths.regional_tsv,
+        json=sidecar(paths.regional_tsv),
     log:
         log_path("regional_suvr"),
     conda:
@@ -70,14 +67,14 @@ rule regional_suvr:
 
 rule regional_group:
     input:
-        indexes=session_index("regional"),
+        indexes=paths.session_indexes("regional"),
     output:
-        wide=REGIONAL_WIDE,
-        wide_json=sidecar(REGIONAL_WIDE),
-        long=REGIONAL_LONG,
-        long_json=sidecar(REGIONAL_LONG),
+        wide=paths.regional_wide,
+        wide_json=sidecar(paths.regional_wide),
+        long=paths.regional_long,
+        long_json=sidecar(paths.regional_long),
     log:
-        log_path("regional_group", per_subject=False),
+        log_path("regional_group", "all"),
     conda:
         "../../envs/pet.yaml"
     threads: 1
@@ -92,16 +89,16 @@ rule regional_group:
 
 rule regional_figure:
     input:
-        wide=REGIONAL_WIDE,
+        wide=paths.regional_wide,
     output:
         png=report(
-            REGIONAL_FIGURE,
+            paths.regional_figure,
             caption="../report/regional_suvr.rst",
             category="Regional SUVR",
             labels={"figure": "regional SUVR by diagnosis"},
         ),
     log:
-        log_path("regional_figure", per_subject=False),
+        log_path("regional_figure", "all"),
     conda:
         "../../envs/evaluate.yaml"
     threads: 1
@@ -112,4 +109,4 @@ rule regional_figure:
         "../scripts/regional_figure.py"
 
 
-FINAL_TARGETS.extend([DERIV_DESCRIPTION, REGIONAL_FIGURE])
+FINAL_TARGETS.extend([paths.deriv_description, paths.regional_figure])

@@ -2,29 +2,20 @@
 import os
 
 SLICE_SPLITS = config["slices"]["splits"]
-SLICES_DIR = f"{R}/slices"
-SLICES = (
-    f"{SLICES_DIR}/{{split}}.npz"  # paper's 14 axial positions: mri, pet (N, 1, H, W)
-)
-SLICES_INDEX = f"{SLICES_DIR}/{{split}}_index.tsv"  # sub, ses, slice, diagnosis, dx_group, manufacturer
-SLICES_CENTRAL = (
-    f"{SLICES_DIR}/{{split}}_central.npz"  # central 100 axial positions (classifier)
-)
-SLICES_CENTRAL_INDEX = f"{SLICES_DIR}/{{split}}_central_index.tsv"
 
 
 rule slices:
     input:
-        mri=session_index("mri"),  # every session's template-space T1 and brain mask
-        pet=session_index("suvrstd"),  # every session's standardized SUVR
-        splits=SPLITS,
+        mri=paths.session_indexes("mri"),  # every session's template-space T1 and brain mask
+        pet=paths.session_indexes("suvrstd"),  # every session's standardized SUVR
+        splits=paths.splits,
     output:
-        sets=expand(SLICES, split=SLICE_SPLITS),
-        index=expand(SLICES_INDEX, split=SLICE_SPLITS),
-        central=expand(SLICES_CENTRAL, split=SLICE_SPLITS),
-        central_index=expand(SLICES_CENTRAL_INDEX, split=SLICE_SPLITS),
+        sets=expand(paths.slices, split=SLICE_SPLITS),
+        index=expand(paths.slices_index, split=SLICE_SPLITS),
+        central=expand(paths.slices_central, split=SLICE_SPLITS),
+        central_index=expand(paths.slices_central_index, split=SLICE_SPLITS),
     log:
-        log_path("slices", per_subject=False),
+        log_path("slices", "all"),
     conda:
         "../../envs/train.yaml"
     threads: 1
@@ -33,9 +24,9 @@ rule slices:
         runtime=30,
     params:
         # path patterns with {sub}/{ses}, read per row of the split table (lambdas: not expanded)
-        t1_pattern=lambda wc: T1_TEMPLATE,
-        pet_pattern=lambda wc: SUVR_STD_TEMPLATE,
-        mask_pattern=lambda wc: BRAIN_MASK_TEMPLATE,
+        t1_pattern=lambda wc: paths.t1_template,
+        pet_pattern=lambda wc: paths.suvr_std_template,
+        mask_pattern=lambda wc: paths.brain_mask_template,
         out_dir=lambda wc, output: os.path.dirname(output.sets[0]),
         settings=config["slices"],
     script:
@@ -44,33 +35,24 @@ rule slices:
 
 # 3D models: cropped/padded template-space volumes per split (mri2tau.data.volumes). Only the
 # slice settings that scale intensities and name the splits, and the volumes section without
-# `augment` (applied at training time), are params: other changes don't rebuild the volumes.
-VOLUMES_DIR = f"{R}/volumes"
-VOLUME_ARRAYS = (
-    f"{VOLUMES_DIR}/{{split}}_{{kind}}.npy"  # (N, 1, X, Y, Z), [-1, 1]; kind: mri | pet
-)
-VOLUMES_INDEX = (
-    f"{VOLUMES_DIR}/{{split}}_index.tsv"  # sub, ses, diagnosis, dx_group, manufacturer
-)
-VOLUMES_META = f"{VOLUMES_DIR}/volumes.json"  # geometry on the template grid + scaling
+# `augment` (VOLUME_SETTINGS, common.smk), are params: other changes don't rebuild the volumes.
 VOLUME_SCALING = {
     k: config["slices"][k]
     for k in ("pet_window", "t1_percentiles", "mask_brain", "splits")
 }
-VOLUME_SETTINGS = {k: v for k, v in config["volumes"].items() if k != "augment"}
 
 
 rule volumes:
     input:
-        mri=session_index("mri"),  # every session's template-space T1 and brain mask
-        pet=session_index("suvrstd"),  # every session's standardized SUVR
-        splits=SPLITS,
+        mri=paths.session_indexes("mri"),  # every session's template-space T1 and brain mask
+        pet=paths.session_indexes("suvrstd"),  # every session's standardized SUVR
+        splits=paths.splits,
     output:
-        arrays=expand(VOLUME_ARRAYS, split=SLICE_SPLITS, kind=["mri", "pet"]),
-        index=expand(VOLUMES_INDEX, split=SLICE_SPLITS),
-        meta=VOLUMES_META,
+        arrays=expand(paths.volume_arrays, split=SLICE_SPLITS, kind=["mri", "pet"]),
+        index=expand(paths.volumes_index, split=SLICE_SPLITS),
+        meta=paths.volumes_meta,
     log:
-        log_path("volumes", per_subject=False),
+        log_path("volumes", "all"),
     conda:
         "../../envs/train.yaml"
     threads: 1
@@ -78,9 +60,9 @@ rule volumes:
         mem_mb=config["slices"]["mem_mb"],
         runtime=30,
     params:
-        t1_pattern=lambda wc: T1_TEMPLATE,
-        pet_pattern=lambda wc: SUVR_STD_TEMPLATE,
-        mask_pattern=lambda wc: BRAIN_MASK_TEMPLATE,
+        t1_pattern=lambda wc: paths.t1_template,
+        pet_pattern=lambda wc: paths.suvr_std_template,
+        mask_pattern=lambda wc: paths.brain_mask_template,
         out_dir=lambda wc, output: os.path.dirname(output.meta),
         slices=VOLUME_SCALING,
         volumes=VOLUME_SETTINGS,

@@ -6,11 +6,11 @@
 
 rule split:
     input:
-        pairs=PAIRS,
+        pairs=paths.pairs,
     output:
-        splits=SPLITS,
+        splits=paths.splits,
     log:
-        log_path("split", per_subject=False),
+        log_path("split", "all"),
     conda:
         "../../envs/pet.yaml"
     threads: 1
@@ -25,5 +25,4 @@ rule split:
         "../scripts/split.py"
 
 
-FINAL_TARGETS.append(SPLITS)
-
+FINAL_TARGETS.append(paths.splits)

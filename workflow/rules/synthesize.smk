@@ -1,22 +1,21 @@
 # Stage: synthesize. One job per model: test subjects' template-space T1 -> synthetic tau SUVR
 # in template space and in native T1 space (inverse transforms), plus inference time / memory.
+# (paths.synth_dir: mri2tau.paths.synth_name files in template and T1w space, timing.tsv)
 import re
 
-SYNTH_MODELS = config["synthesize"]["models"] or TRAIN_MODELS + TRAIN_MODELS_3D
-SYNTH_DIR = f"{R}/synth/{{model}}"  # sub-X_ses-Y_space-{TPL|T1w}_desc-synth_pet.nii.gz + timing.tsv
 _SYN = config["synthesize"]
 
 
 rule synthesize:
     input:
-        model=MODEL_FILE,
-        splits=SPLITS,
-        harmonization=HARMONIZATION_PARAMS,
-        mri=session_index("mri", "test"),  # test sessions' T1 (raw, template), mask, transforms
+        model=paths.model_file,
+        splits=paths.splits,
+        harmonization=paths.harmonization_params,
+        mri=paths.session_indexes("mri", ["test"]),  # test sessions' T1 (raw, template), mask, transforms
     output:
-        directory(SYNTH_DIR),
+        directory(paths.synth_dir),
     log:
-        "logs/synthesize/{model}.log",
+        log_path("synthesize", "{model}"),
     wildcard_constraints:
         model="|".join(map(re.escape, SYNTH_MODELS)) or "no-model-enabled",
     conda:
@@ -28,11 +27,11 @@ rule synthesize:
         gpu=_SYN["gpus"],  # SLURM: --gpus (profiles/slurm sets 1 on its GPU partition)
     params:
         patterns=lambda wildcards: dict(
-            t1_pattern=T1_TEMPLATE,
-            mask_pattern=BRAIN_MASK_TEMPLATE,
-            t1w_pattern=T1W,
-            affine_pattern=XFM_AFFINE,
-            invwarp_pattern=XFM_INVWARP,
+            t1_pattern=paths.t1_template,
+            mask_pattern=paths.brain_mask_template,
+            t1w_pattern=paths.t1w,
+            affine_pattern=paths.xfm_affine,
+            invwarp_pattern=paths.xfm_invwarp,
         ),
         resolution_mm=config["template"]["resolution_mm"],
         template_mask=config["template"].get("mask_path"),
@@ -44,4 +43,4 @@ rule synthesize:
         "../scripts/synthesize.py"
 
 
-FINAL_TARGETS.extend(expand(SYNTH_DIR, model=SYNTH_MODELS))
+FINAL_TARGETS.extend(expand(paths.synth_dir, model=SYNTH_MODELS))

@@ -4,14 +4,8 @@ import os
 import re
 
 # torch-free (read while the workflow parses: every snakemake call and every cluster job)
-from mri2tau.train.hparams import enabled_2d_models, enabled_3d_models, model_hparams, model_hparams_3d
+from mri2tau.train.hparams import model_hparams, model_hparams_3d
 
-TRAIN_MODELS = enabled_2d_models(config)
-# 3D models (train.enabled_3d): disjoint from TRAIN_MODELS, so the two train rules never compete
-TRAIN_MODELS_3D = enabled_3d_models(config)
-MODEL_DIR = f"{R}/models/{{model}}"
-MODEL_FILE = f"{MODEL_DIR}/model.pt"  # generator weights + hparams + registry name (synthesis loads it)
-MODEL_METRICS = f"{MODEL_DIR}/metrics.csv"
 # Settings that change what is learned (a change retrains); device/workers/logging are read at run time.
 # VGG16 weights for the 2D perceptual loss: the same file as the 3D losses (section `perceptual`).
 TRAIN_SETTINGS = {
@@ -25,13 +19,13 @@ TRAIN_SETTINGS = {
 
 rule train_model:
     input:
-        slices=SLICES.format(split="train"),
-        index=SLICES_INDEX.format(split="train"),
+        slices=paths.slices.format(split="train"),
+        index=paths.slices_index.format(split="train"),
     output:
-        model=MODEL_FILE,
-        metrics=MODEL_METRICS,
+        model=paths.model_file,
+        metrics=paths.model_metrics,
     log:
-        "logs/train_model/{model}.log",
+        log_path("train_model", "{model}"),
     wildcard_constraints:
         model="|".join(map(re.escape, TRAIN_MODELS)) or "no-model-enabled",
     conda:
@@ -49,21 +43,21 @@ rule train_model:
         "../scripts/train.py"
 
 
-FINAL_TARGETS.extend(expand(MODEL_FILE, model=TRAIN_MODELS))
+FINAL_TARGETS.extend(expand(paths.model_file, model=TRAIN_MODELS))
 
 
 # 3D models: hparams carry the volume box, the `perceptual` section and `volumes.augment`, so
 # changing any of them reruns only these jobs (and synthesis/evaluation after them).
 rule train_model_3d:
     input:
-        arrays=expand(VOLUME_ARRAYS, split="train", kind=["mri", "pet"]),
-        index=VOLUMES_INDEX.format(split="train"),
-        meta=VOLUMES_META,
+        arrays=expand(paths.volume_arrays, split="train", kind=["mri", "pet"]),
+        index=paths.volumes_index.format(split="train"),
+        meta=paths.volumes_meta,
     output:
-        model=MODEL_FILE,
-        metrics=MODEL_METRICS,
+        model=paths.model_file,
+        metrics=paths.model_metrics,
     log:
-        "logs/train_model_3d/{model}.log",
+        log_path("train_model_3d", "{model}"),
     wildcard_constraints:
         model="|".join(map(re.escape, TRAIN_MODELS_3D)) or "no-model-enabled",
     conda:
@@ -82,4 +76,4 @@ rule train_model_3d:
         "../scripts/train3d.py"
 
 
-FINAL_TARGETS.extend(expand(MODEL_FILE, model=TRAIN_MODELS_3D))
+FINAL_TARGETS.extend(expand(paths.model_file, model=TRAIN_MODELS_3D))

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mri2tau.errors import PipelineInputError
+from mri2tau.paths import index_name
 
 
 def _member_memmap(path: Path, name: str) -> np.ndarray:
@@ -56,7 +57,7 @@ class SliceSet:
 def index_path(npz_path: str | Path) -> Path:
     """``<dir>/<name>.npz`` -> ``<dir>/<name>_index.tsv``."""
     npz_path = Path(npz_path)
-    return npz_path.with_name(npz_path.name.removesuffix(".npz") + "_index.tsv")
+    return npz_path.with_name(index_name(npz_path.name.removesuffix(".npz")))
 
 
 def open_slices(npz_path: str | Path, mmap: bool = True) -> SliceSet:

@@ -49,6 +49,7 @@ import pandas as pd
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_tsv_atomic
 from mri2tau.log import get_logger
+from mri2tau.paths import index_name, slice_set_name, slice_set_stem
 
 log = get_logger("slices")
 
@@ -299,28 +300,28 @@ def build_slices(
     if unknown:
         raise PipelineInputError(f"unknown split value(s) {unknown}; expected {list(cfg.splits)}",
                                  stage=STAGE, path=splits_tsv, fix="fix the split table or slices.splits")
-    sets = {"": slice_positions(cfg.grid, cfg.positions), "_central": central_positions(cfg.grid, cfg.central)}
-    log.info("grid %d; training slices %s; central %d..%d", cfg.grid, sets[""], sets["_central"][0], sets["_central"][-1])
+    sets = {False: slice_positions(cfg.grid, cfg.positions), True: central_positions(cfg.grid, cfg.central)}  # central?
+    log.info("grid %d; training slices %s; central %d..%d", cfg.grid, sets[False], sets[True][0], sets[True][-1])
     first = splits.iloc[0] if len(splits) else None
     if first is not None and Path(t1_pattern.format(sub=first["sub"], ses=first["ses"])).is_file():
         warn_if_not_paper_field_of_view(t1_pattern.format(sub=first["sub"], ses=first["ses"]), cfg.grid)
-    results: dict[str, tuple[np.ndarray, np.ndarray, pd.DataFrame]] = {}
+    results: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray, pd.DataFrame]] = {}
     for split in cfg.splits:
         rows = splits[splits["split"] == split].sort_values(["sub", "ses"]).reset_index(drop=True)
         arrays = {
-            suffix: (np.empty((len(rows) * len(pos), 1, cfg.grid, cfg.grid), cfg.dtype),
-                     np.empty((len(rows) * len(pos), 1, cfg.grid, cfg.grid), cfg.dtype))
-            for suffix, pos in sets.items()
+            central: (np.empty((len(rows) * len(pos), 1, cfg.grid, cfg.grid), cfg.dtype),
+                      np.empty((len(rows) * len(pos), 1, cfg.grid, cfg.grid), cfg.dtype))
+            for central, pos in sets.items()
         }
         for i, row in rows.iterrows():
             paths = [p.format(sub=row["sub"], ses=row["ses"]) for p in (t1_pattern, pet_pattern, mask_pattern)]
             t1_cube, pet_cube = session_cubes(*paths, cfg, subject=f"sub-{row['sub']}_ses-{row['ses']}")
-            for suffix, pos in sets.items():
-                mri, pet = arrays[suffix]
+            for central, pos in sets.items():
+                mri, pet = arrays[central]
                 block = slice(i * len(pos), (i + 1) * len(pos))
                 mri[block, 0] = axial_slices(t1_cube, pos)
                 pet[block, 0] = axial_slices(pet_cube, pos)
-        for suffix, pos in sets.items():
+        for central, pos in sets.items():
             index = pd.DataFrame({
                 "sub": np.repeat(rows["sub"].to_numpy(), len(pos)),
                 "ses": np.repeat(rows["ses"].to_numpy(), len(pos)),
@@ -329,11 +330,11 @@ def build_slices(
                 "dx_group": np.repeat(rows["dx_group"].to_numpy(), len(pos)),
                 "manufacturer": np.repeat(rows["manufacturer"].to_numpy(), len(pos)),
             }, columns=list(INDEX_COLUMNS))
-            results[f"{split}{suffix}"] = (*arrays[suffix], index)
+            results[split, central] = (*arrays[central], index)
         log.info("split %s: %d sessions", split, len(rows))
     out_dir = Path(out_dir)
-    for name, (mri, pet, index) in results.items():
-        meta = _meta(cfg, sets["_central" if name.endswith("_central") else ""], name)
-        write_slice_set(out_dir / f"{name}.npz", mri, pet, meta)
-        write_tsv_atomic(out_dir / f"{name}_index.tsv", index)
-    return {name: len(index) for name, (_, _, index) in results.items()}
+    for (split, central), (mri, pet, index) in results.items():
+        name = slice_set_stem(split, central)
+        write_slice_set(out_dir / slice_set_name(name), mri, pet, _meta(cfg, sets[central], name))
+        write_tsv_atomic(out_dir / index_name(name), index)
+    return {slice_set_stem(*key): len(index) for key, (_, _, index) in results.items()}

@@ -57,6 +57,7 @@ from mri2tau.data.slices import (
 from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path, write_json_atomic, write_tsv_atomic
 from mri2tau.log import get_logger
+from mri2tau.paths import VOLUMES_META_NAME, index_name, volume_array_name
 
 log = get_logger("volumes")
 
@@ -113,7 +114,7 @@ def build_volumes(
         for split in slice_cfg.splits:
             rows = splits[splits["split"] == split].sort_values(["sub", "ses"]).reset_index(drop=True)
             arrays = [  # written straight to disk: a 1 mm cohort does not fit in memory twice
-                np.lib.format.open_memmap(outputs.enter_context(atomic_path(out_dir / f"{split}_{name}.npy")),
+                np.lib.format.open_memmap(outputs.enter_context(atomic_path(out_dir / volume_array_name(split, name))),
                                           mode="w+", dtype=dtype, shape=(len(rows), 1, *geometry.shape))
                 for name in ("mri", "pet")
             ]
@@ -129,8 +130,8 @@ def build_volumes(
                                            "dx_group": rows["dx_group"], "manufacturer": rows["manufacturer"]},
                                           columns=list(INDEX_COLUMNS))
     for split, index in indexes.items():
-        write_tsv_atomic(out_dir / f"{split}_index.tsv", index)
-    write_json_atomic(out_dir / "volumes.json", {
+        write_tsv_atomic(out_dir / index_name(split), index)
+    write_json_atomic(out_dir / VOLUMES_META_NAME, {
         "geometry": asdict(geometry),
         "resolution_mm": float(resolution_mm),
         "space": "template (RAS+ voxel axes X=R, Y=A, Z=S)",
@@ -164,7 +165,8 @@ class VolumeSet:
 def open_volumes(out_dir: str | Path, split: str, mmap: bool = True) -> VolumeSet:
     """Open split ``split`` written by :func:`build_volumes` (memory-mapped by default)."""
     out_dir = Path(out_dir)
-    paths = [out_dir / f"{split}_{n}" for n in ("mri.npy", "pet.npy", "index.tsv")] + [out_dir / "volumes.json"]
+    names = (volume_array_name(split, "mri"), volume_array_name(split, "pet"), index_name(split), VOLUMES_META_NAME)
+    paths = [out_dir / name for name in names]
     for path in paths:
         if not path.is_file():
             raise PipelineInputError("volume set file is missing", stage="train", path=path,

@@ -30,6 +30,7 @@ from mri2tau.data.slices import SliceConfig, axial_to_display  # noqa: E402
 from mri2tau.evaluate.run import GROUPS, read_session, read_synthetic, test_sessions  # noqa: E402
 from mri2tau.io.atomic import atomic_path  # noqa: E402
 from mri2tau.log import get_logger  # noqa: E402
+from mri2tau.paths import FIGURE_NAMES, comparison_name  # noqa: E402
 from mri2tau.templates import template_grid  # noqa: E402
 
 log = get_logger("evaluate.figures")
@@ -226,12 +227,13 @@ def make_figures(
             synth = read_synthetic(synth_dir, s.sub, s.ses, resolution_mm, model)
             panels.append((f"sub-{s.sub} ({s.dx_group})", axial_to_display(s.real[:, :, z]),
                            axial_to_display(synth[:, :, z]), axial_to_display(s.brain[:, :, z])))
-        comparison_grid(model, panels, window, out / f"comparison_{model}.png", cfg.zoom_fraction)
-        written.append(out / f"comparison_{model}.png")
+        comparison_grid(model, panels, window, out / comparison_name(model), cfg.zoom_fraction)
+        written.append(out / comparison_name(model))
+    figure = {key: out / name for key, name in FIGURE_NAMES.items()}
     metrics_by_diagnosis(pd.read_csv(slice_metrics, sep="\t", dtype={"sub": str, "ses": str}),
-                         out / "metrics_by_diagnosis.png")
-    loss_curves(metrics_csvs, out / "loss_curves.png")
-    roi_scatter(pd.read_csv(roi_suvr, sep="\t", dtype={"sub": str, "ses": str}), out / "roi_scatter.png")
-    written += [out / "metrics_by_diagnosis.png", out / "loss_curves.png", out / "roi_scatter.png"]
+                         figure["by_diagnosis"])
+    loss_curves(metrics_csvs, figure["losses"])
+    roi_scatter(pd.read_csv(roi_suvr, sep="\t", dtype={"sub": str, "ses": str}), figure["roi_scatter"])
+    written += list(figure.values())
     log.info("wrote %d figures to %s", len(written), out)
     return written

@@ -41,7 +41,8 @@ from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.io.nifti import load_grid_image
 from mri2tau.log import get_logger
 from mri2tau.models.defaults import baselines_first
-from mri2tau.synthesize import axial_indices, synth_name
+from mri2tau.paths import EVAL_METRICS_NAMES, TIMING_NAME, synth_name
+from mri2tau.synthesize import axial_indices
 from mri2tau.templates import TEMPLATE_NAME, roi_masks, template_grid
 
 log = get_logger("evaluate")
@@ -225,7 +226,7 @@ def evaluate_models(
     shape, _ = template_grid(resolution_mm)
     synth_dirs = {m: synth_dirs[m] for m in baselines_first(list(synth_dirs))}  # floor rows first
     positions = eval_positions(cfg.slices, slice_cfg, shape)
-    timings = {m: Path(d) / "timing.tsv" for m, d in synth_dirs.items()}
+    timings = {m: Path(d) / TIMING_NAME for m, d in synth_dirs.items()}
     dims = {m: int(pd.read_csv(p, sep="\t")["dims"].iloc[0]) for m, p in timings.items()}
     masks = roi_masks(resolution_mm)
     test = test_sessions(splits)
@@ -251,9 +252,8 @@ def evaluate_models(
     volumes = pd.DataFrame(volume_rows, columns=["model", "sub", "ses", "dx_group", "mse", "psnr", "ssim",
                                                  "mse_brain", "psnr_brain", "ssim_brain"])
     roi_table = pd.DataFrame(roi_rows)
-    write_tsv_atomic(out / "slice_metrics.tsv", slices)
-    write_tsv_atomic(out / "volume_metrics.tsv", volumes)
-    write_tsv_atomic(out / "roi_suvr.tsv", roi_table)
+    for name, table in (("slice_metrics", slices), ("volume_metrics", volumes), ("roi_suvr", roi_table)):
+        write_tsv_atomic(out / EVAL_METRICS_NAMES[name], table)
     tables = paper_tables(slices, out)
     tables["table_volumes"] = metric_table(volumes, ["model"]) if len(volumes) else pd.DataFrame(columns=["model", "n"])
     write_table(tables["table_volumes"], ["model"], out / "table_volumes",

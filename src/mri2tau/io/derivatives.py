@@ -18,6 +18,7 @@ from typing import Any
 from mri2tau import __version__
 from mri2tau.io.atomic import write_json_atomic, write_text_atomic
 from mri2tau.io.bids import BIDS_VERSION, TRACER_NAME
+from mri2tau.paths import sidecar
 
 PIPELINE_NAME = "mri2tau"
 UNITLESS = "unitless"
@@ -49,12 +50,8 @@ def bids_uri(path: str | Path, dataset: str = "raw") -> str:
 
 
 def sidecar_path(image: str | Path) -> Path:
-    """``x.nii.gz`` / ``x.nii`` / ``x.tsv`` -> ``x.json``."""
-    name = Path(image).name
-    for ext in (".nii.gz", ".nii", ".tsv"):
-        if name.endswith(ext):
-            return Path(image).with_name(name[: -len(ext)] + ".json")
-    raise ValueError(f"not a NIfTI or TSV file: {image}")
+    """``x.nii.gz`` / ``x.nii`` / ``x.tsv`` -> ``x.json`` (:func:`mri2tau.paths.sidecar`)."""
+    return Path(sidecar(str(image)))
 
 
 def image_sidecar(

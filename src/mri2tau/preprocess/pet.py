@@ -24,6 +24,7 @@ from mri2tau.errors import PipelineInputError
 from mri2tau.io.atomic import atomic_path
 from mri2tau.io.nifti import write_nifti
 from mri2tau.log import get_logger
+from mri2tau.paths import TRACER_LABEL, bids_name
 from mri2tau.preprocess.motion import correct_motion
 from mri2tau.preprocess.registration import at_spacing, rigid_registration, set_threads
 from mri2tau.preprocess.transforms import ants_linear_to_ras, to_ants
@@ -150,11 +151,13 @@ def process_session(
     """
     from mri2tau.preprocess.suvr import compute_suvr, write_reference_mask
 
-    stem = Path(out_dir) / f"sub-{subject}_ses-{session}_trc-18FAV1451"
-    out = {"mean": f"{stem}_desc-mean_pet.nii.gz", "motion": f"{stem}_desc-motion_timeseries.tsv",
-           "pet2t1": f"{stem}_from-pet_to-T1w_mode-image_xfm.mat", "pet_template": f"{stem}_space-template_pet.nii.gz",
-           "reference": f"{out_dir}/reference_mask.nii.gz", "suvr": f"{stem}_space-template_desc-suvr_pet.nii.gz",
-           "stats": f"{stem}_desc-reference_stats.tsv"}
+    def name(suffix: str, ext: str = ".nii.gz", **entities: str) -> str:  # BIDS names, mri2tau.paths
+        return str(Path(out_dir) / bids_name(suffix, ext, sub=subject, ses=session, trc=TRACER_LABEL, **entities))
+
+    out = {"mean": name("pet", desc="mean"), "motion": name("timeseries", ".tsv", desc="motion"),
+           "pet2t1": name("xfm", ".mat", from_="pet", to="T1w", mode="image"),
+           "pet_template": name("pet", space="template"), "reference": f"{out_dir}/reference_mask.nii.gz",
+           "suvr": name("pet", space="template", desc="suvr"), "stats": name("stats", ".tsv", desc="reference")}
     threads = settings.get("threads", 1)
     correct_motion(pet, out["mean"], out["motion"], subject=subject, expected_frames=expected_frames,
                    method=settings["motion_correction"], sidecar=sidecar, threads=threads)

@@ -35,7 +35,8 @@ the peak allocated GPU memory (``peak_gpu_mb``).
 
 from mri2tau.synthesize.inference import axial_indices, infer_3d, synthesize_suvr
 from mri2tau.synthesize.loading import LoadedModel, SynthSettings, load_model
-from mri2tau.synthesize.rule import synth_name, synthesize_model
+from mri2tau.paths import synth_name
+from mri2tau.synthesize.rule import synthesize_model
 from mri2tau.synthesize.spaces import ModelScaling
 
 __all__ = ["LoadedModel", "ModelScaling", "SynthSettings", "axial_indices", "infer_3d", "load_model", "synth_name",

@@ -20,6 +20,7 @@ from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.io.nifti import load_grid_image
 from mri2tau.log import get_logger, peak_rss_mb
 from mri2tau.models.registry import count_parameters
+from mri2tau.paths import TIMING_NAME, synth_name
 from mri2tau.synthesize.inference import synthesize_suvr
 from mri2tau.synthesize.loading import STAGE, SynthSettings, load_model
 from mri2tau.synthesize.spaces import subject_scale_offset, template_to_native, write_synthetic
@@ -29,11 +30,6 @@ log = get_logger("synthesize")
 
 TIMING_COLUMNS = ("model", "dims", "sub", "ses", "device", "n_parameters", "n_passes", "inference_s", "total_s",
                   "peak_rss_mb", "peak_gpu_mb")
-
-
-def synth_name(sub: str, ses: str, space: str) -> str:
-    """File name of a synthetic SUVR volume (BIDS-derivatives style) in ``space`` (template name or T1w)."""
-    return f"sub-{sub}_ses-{ses}_space-{space}_desc-synth_pet.nii.gz"
 
 
 def synthesize_model(
@@ -94,5 +90,5 @@ def synthesize_model(
                      "total_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()})
         log.info("%s: %s, %d passes, %.2f s inference", label, model.name, timing["n_passes"], timing["inference_s"])
     frame = pd.DataFrame(rows, columns=list(TIMING_COLUMNS))
-    write_tsv_atomic(out_dir / "timing.tsv", frame)
+    write_tsv_atomic(out_dir / TIMING_NAME, frame)
     return frame

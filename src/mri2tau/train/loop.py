@@ -43,6 +43,7 @@ from mri2tau.device import resolve_device
 from mri2tau.io.atomic import atomic_path
 from mri2tau.log import get_logger
 from mri2tau.models import registry
+from mri2tau.paths import BEST_MODEL_NAME, LAST_CHECKPOINT_NAME, METRICS_NAME, MODEL_NAME
 from mri2tau.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -278,7 +279,7 @@ def fit(
     fmt = parts.memory_format
 
     progress, rows = Progress(), []
-    last = out_dir / "last.pt"
+    last = out_dir / LAST_CHECKPOINT_NAME
     if settings.resume and last.is_file():
         state = load_checkpoint(last, map_location=device)
         if state["model"] == model and _same_hparams(state["hparams"], hp):
@@ -297,7 +298,7 @@ def fit(
         len(train_loader), settings.max_steps_per_epoch)
     if n_batches == 0:
         raise ValueError(f"{model}: no training batches ({len(train_data)} samples, batch size {batch_size})")
-    metrics_path = out_dir / "metrics.csv"
+    metrics_path = out_dir / METRICS_NAME
     writer = _summary_writer(out_dir / "tensorboard", purge_step=progress.step if progress.epoch else None)
     log.info("%s: %s family, %d epochs x %d batches of %d on %s (amp %s)", model, spec.family, epochs,
              n_batches, batch_size, device, settings.amp if device.type == "cuda" else "off")
@@ -329,7 +330,7 @@ def fit(
         progress.epoch = epoch + 1
         if monitored < progress.best:
             progress.best = monitored
-            save_generator(out_dir / "best.pt", nets["generator"], model, hp, progress.epoch, data_info)
+            save_generator(out_dir / BEST_MODEL_NAME, nets["generator"], model, hp, progress.epoch, data_info)
         row = {"epoch": progress.epoch, "step": progress.step, "lr": lr, **means,
                "val_l1": val_l1, "monitored_l1": monitored, "best_l1": progress.best,
                "seconds": time.perf_counter() - start, **schedule_info}
@@ -342,7 +343,7 @@ def fit(
         log.info("%s epoch %d/%d: %s", model, progress.epoch, epochs,
                  ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     writer.close()
-    final = out_dir / "model.pt"
+    final = out_dir / MODEL_NAME
     save_generator(final, nets["generator"], model, hp, progress.epoch, data_info)
     if not metrics_path.is_file():
         _write_metrics(metrics_path, rows)
