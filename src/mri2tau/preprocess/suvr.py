@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import ants
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -55,6 +54,8 @@ def template_gray_matter(
     resolution_mm: float, template_path: str | None = None, mask_path: str | None = None
 ) -> np.ndarray:
     """Boolean gray-matter mask of the template (3-class k-means of the T1 inside the brain mask)."""
+    import ants  # here, not at module level: the per-session SUVR / QC / standardization jobs never need it (~2 s CPU per job)
+
     t1 = np.asarray(load_template_t1(resolution_mm, template_path).dataobj, dtype=np.float32)
     brain = np.asarray(load_template_mask(resolution_mm, mask_path).dataobj).astype(np.float32)
     seg = ants.kmeans_segmentation(ants.from_numpy(t1), 3, kmask=ants.from_numpy(brain), mrf=0)
