@@ -207,6 +207,24 @@ def test_each_2d_family_takes_steps(model, tmp_path):
     assert out.shape == (2, 1, SIZE, SIZE) and out.abs().max() <= 1
 
 
+def test_cgan_without_adversarial_weight_trains_the_generator_only(tmp_path):
+    """``lambda_adv: 0`` (the demo's cgan): the U-Net learns by L1, the discriminator is never run."""
+    spec = registry.get("cgan")
+    hp = spec.hparams("demo", **(FAMILY_MODELS["cgan"] | {"image_size": SIZE, "lambda_adv": 0.0, "epochs": 2}))
+    settings = RunSettings(device="cpu", progress_bar=False, max_steps_per_epoch=2, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the idle discriminator's scheduler
+        fit("cgan", hp, PairedSlices(), tmp_path, settings)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert (metrics["d_loss"] == 0).all() and (metrics["g_adv"] == 0).all()
+    assert metrics["l1"].iloc[-1] < metrics["l1"].iloc[0]
+    torch.manual_seed(settings.seed)
+    initial = spec.build(hp)
+    trained = load_checkpoint(tmp_path / "last.pt")["nets"]
+    assert all(torch.equal(v, trained["discriminator"][k]) for k, v in initial["discriminator"].state_dict().items())
+    assert any(not torch.equal(v, trained["generator"][k]) for k, v in initial["generator"].state_dict().items())
+
+
 def test_supervised_family_with_a_3d_standin(tmp_path, monkeypatch):
     """The 3D path: a registered stand-in (B, 1, X, Y, Z) regressor trains through the same loop."""
 
