@@ -15,6 +15,11 @@ checkpoint listing the sessions, a chain of empty per-session rules giving the s
 jobs, one aggregate): what Snakemake itself needs for that many jobs, whatever the rules do.
 Target (issue 15): within 1.3x of that floor at 2,000 sessions. CPU seconds (user+sys of the
 child) are what a shared machine does not inflate.
+
+``--script-floor`` adds a column: the same minimal workflow with rules of this project's kind
+(``script:``, ``conda:``, ``log:``, ``threads``, ``resources``: what every rule here declares,
+still 1 input and 1 output per job), separating what the rule kind costs Snakemake from what
+our jobs' declared files (inputs, outputs) cost.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -154,14 +160,32 @@ rule all:
     input: lambda w: all_sessions(f"s/{{s}}/{STEPS - 1}")
     default_target: True
 """
+# the floor's rules with this project's directives (script, conda env, log, threads, resources)
+SCRIPT_DIRECTIVES = """log: {log}
+conda: "env.yaml"
+threads: 1
+resources: mem_mb=1000, runtime=10
+script: "step.py"
+"""
 
 
-def floor(n: int, jobs: int) -> tuple[float, float]:
+def script_floor_snakefile() -> str:
+    """FLOOR_SNAKEFILE with each step rule's ``shell:`` replaced by :data:`SCRIPT_DIRECTIVES`."""
+    def directives(m: re.Match) -> str:
+        log = '"logs/{s}/0.log"' if len(m.group(1)) == 4 else 'f"logs/{{s}}/{k}.log"'  # step0 / the loop
+        return textwrap.indent(SCRIPT_DIRECTIVES.format(log=log), m.group(1)).rstrip("\n")
+    return re.sub(r'^( +)shell: "touch \{output\}"$', directives, FLOOR_SNAKEFILE, flags=re.M)
+
+
+def floor(n: int, jobs: int, script: bool = False) -> tuple[float, float]:
     """Wall and CPU seconds of ``snakemake -n`` for a minimal workflow with ``n`` sessions and
-    ~``jobs`` jobs."""
+    ~``jobs`` jobs (``script``: rules with ``script:``, ``conda:``, ``log:`` etc., not ``shell:``)."""
     steps = max(1, round((jobs - 1) / n))
+    snakefile = script_floor_snakefile() if script else FLOOR_SNAKEFILE
     with tempfile.TemporaryDirectory(prefix=f"mri2tau-dagfloor-{n}-") as tmp:
-        (Path(tmp) / "Snakefile").write_text(f"STEPS = {steps}\n" + FLOOR_SNAKEFILE)
+        (Path(tmp) / "Snakefile").write_text(f"STEPS = {steps}\n" + snakefile)
+        (Path(tmp) / "step.py").write_text("")
+        (Path(tmp) / "env.yaml").write_text("dependencies: [python]\n")
         (Path(tmp) / "sessions.tsv").write_text("".join(f"S{i:05d}\n" for i in range(n)))
         cpu0, start = _children_cpu(), time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all"], cwd=tmp, env=env(), text=True,
@@ -182,14 +206,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--visits", type=int, default=1,
                     help="tau PET sessions per subject (> 1: data.sessions: all)")
     ap.add_argument("--keep", type=Path, help="build the working directories here and keep them")
+    ap.add_argument("--script-floor", action="store_true",
+                    help="also time the floor with script/conda/log/resources rules (CPU s, ratio)")
     args = ap.parse_args(argv)
     print(f"{'subjects':>8}  {'sessions':>8}  {'jobs':>7}  {'snakemake -n wall / cpu (s)':>27}  "
-          f"{'floor, same jobs: wall / cpu (s)':>32}  {'cpu ratio':>9}")
+          f"{'floor, same jobs: wall / cpu (s)':>32}  {'cpu ratio':>9}"
+          + (f"  {'script floor cpu (s)':>20}  {'ratio':>5}" if args.script_floor else ""))
     for n in args.sizes:
         wall, cpu, jobs = bench(n, args.keep, args.visits)
         floor_wall, floor_cpu = floor(n * args.visits, jobs)
-        print(f"{n:>8}  {n * args.visits:>8}  {jobs:>7}  {wall:>18.1f} / {cpu:>5.1f}  "
-              f"{floor_wall:>23.1f} / {floor_cpu:>5.1f}  {cpu / floor_cpu:>9.2f}", flush=True)
+        line = (f"{n:>8}  {n * args.visits:>8}  {jobs:>7}  {wall:>18.1f} / {cpu:>5.1f}  "
+                f"{floor_wall:>23.1f} / {floor_cpu:>5.1f}  {cpu / floor_cpu:>9.2f}")
+        if args.script_floor:
+            script_cpu = floor(n * args.visits, jobs, script=True)[1]
+            line += f"  {script_cpu:>20.1f}  {cpu / script_cpu:>5.2f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
