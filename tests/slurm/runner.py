@@ -287,7 +287,9 @@ def reference_run(base: Path) -> Path:
 # The reference run continued through the train stage: one small 2D model.
 TRAINING_STAGES = (*PREPROCESSING_STAGES, "slices", "train")
 TRAINING_EPOCHS = 12
-SMALL_TRAINING = {**SMALL_DEMO, "train": {"enabled": ["cgan"], "enabled_3d": [], "epochs": TRAINING_EPOCHS}}
+# train.overrides.cgan.epochs (the demo preset's 100) wins over train.epochs: set both
+SMALL_TRAINING = {**SMALL_DEMO, "train": {"enabled": ["cgan"], "enabled_3d": [], "epochs": TRAINING_EPOCHS,
+                                          "overrides": {"cgan": {"epochs": TRAINING_EPOCHS}}}}
 
 
 def training_run(base: Path) -> Path:
