@@ -29,6 +29,7 @@ from mri2tau.templates import template_grid
 VOXEL_MM = 4.0
 
 
+@pytest.mark.slow
 def test_truth_volume_change_is_the_jacobian_of_the_truth_field(demo_cohort):
     table = pd.read_csv(demo_cohort / "truth" / "cohort.tsv", sep="\t", dtype={"sub": str})
     changes = {}
@@ -54,6 +55,7 @@ def test_truth_volume_change_is_the_jacobian_of_the_truth_field(demo_cohort):
     assert changes["AD"]["ventricles"] > changes["CN"]["ventricles"] + 0.2
 
 
+@pytest.mark.slow
 def test_mapping_round_trips_exactly_for_a_strongly_atrophying_subject():
     plan = plan_subject(0, 2, 4)
     assert plan.dx_bl == "AD"
@@ -72,6 +74,7 @@ def test_mapping_round_trips_exactly_for_a_strongly_atrophying_subject():
     assert np.abs(atrophy.table["jacobian_atrophy"] / atrophy.table["jacobian_target"] - 1).max() < 0.03
 
 
+@pytest.mark.slow
 def test_hippocampal_volume_falls_with_braak12_tau_across_a_cohort():
     """18 subjects (three diagnosis cycles) of the seed-0 cohort, without rendering images."""
     link = pd.DataFrame([subject_link(0, index, 100, VOXEL_MM) for index in range(3 * len(DX_CYCLE))])
@@ -79,6 +82,7 @@ def test_hippocampal_volume_falls_with_braak12_tau_across_a_cohort():
     assert np.corrcoef(link["ventricles_ml"], link["braak12_suvr"])[0, 1] > 0.4
 
 
+@pytest.mark.slow
 def test_cohort_link_reads_the_generated_truth(demo_cohort):
     link = cohort_link(demo_cohort / "truth").set_index("dx_bl")
     assert list(link.columns[-4:]) == ["hippocampus_ml", "ventricles_ml", "braak12_suvr", "braak12_suvr_vendor"]

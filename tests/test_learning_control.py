@@ -95,6 +95,7 @@ def brain_mse(run: LearningRun, real_pattern: str) -> pd.Series:
     return tables["slice_metrics"].groupby("model")["mse_brain"].mean()
 
 
+@pytest.mark.slow
 def test_paired_models_beat_the_mean_and_shuffled_ones_do_not(cohort, tmp_path):
     root, pairs = cohort
     paired = LearningRun(tmp_path / "paired", {k: str(root / v) for k, v in PATTERNS.items()},

@@ -64,6 +64,7 @@ def demo_run(demo_cohort, tmp_path_factory):
     return truth, out, row
 
 
+@pytest.mark.slow
 def test_demo_template_to_native_mapping_within_one_and_a_half_voxels(demo_run):
     truth, out, _ = demo_run
     mask = np.asarray(load_template_mask(RES).dataobj) > 0
@@ -75,6 +76,7 @@ def test_demo_template_to_native_mapping_within_one_and_a_half_voxels(demo_run):
     assert np.linalg.norm(true_native - reg.voxel_centres(mask, template_grid(RES)[1]), axis=1).mean() > 3 * err.mean()
 
 
+@pytest.mark.slow
 def test_demo_native_to_template_mapping_within_one_and_a_half_voxels(demo_run):
     truth, out, _ = demo_run
     coords = nib.load(truth / "native_to_template_coords.nii.gz")
@@ -85,6 +87,7 @@ def test_demo_native_to_template_mapping_within_one_and_a_half_voxels(demo_run):
     assert err.mean() < 1.5 * RES, f"mean native->template error {err.mean():.2f} mm"
 
 
+@pytest.mark.slow
 def test_demo_native_brain_mask_matches_truth(demo_run):
     """The native mask equals the template mask pulled back through the TRUE mapping (Dice)."""
     truth, out, row = demo_run
@@ -102,6 +105,7 @@ def test_demo_native_brain_mask_matches_truth(demo_run):
     assert row["brain_volume_native_ml"] == pytest.approx(got.sum() * RES**3 / 1000, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_demo_outputs_on_the_right_grids(demo_run):
     truth, out, row = demo_run
     shape, affine = template_grid(RES)
@@ -247,6 +251,7 @@ def test_presets_validate_and_level_lengths_must_match():
         validate_config(bad)
 
 
+@pytest.mark.slow
 def test_affine_is_reproducible_with_one_thread_and_a_seed(demo_run, tmp_path):
     _, out, _ = demo_run
     template = mri.to_ants(load_template_t1(RES))
@@ -265,6 +270,7 @@ def test_affine_is_reproducible_with_one_thread_and_a_seed(demo_run, tmp_path):
     assert np.array_equal(params[0], params[1])
 
 
+@pytest.mark.slow
 def test_stage_is_bit_identical_with_two_threads_and_the_gc_affine(demo_run, tmp_path):
     """``threads: 2`` with ``affine_metric: GC`` (the paper preset's pair) reruns byte for byte: GC
     and SyN's CC sum in a fixed order (Mattes MI does not with > 1 thread). Each run is a fresh

@@ -46,6 +46,7 @@ def ixi(shared_data: Path) -> list[Path]:
     return heads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", [0, 1])
 def test_real_ixi_head_registers_to_full_head_template(ixi, index, tmp_path):
     row = run_stage(ixi[index], tmp_path, subject=f"IXI{index}")
@@ -53,6 +54,7 @@ def test_real_ixi_head_registers_to_full_head_template(ixi, index, tmp_path):
     assert 1000 < row["brain_volume_native_ml"] < 2200, row  # adult brain incl. cerebellum, mL
 
 
+@pytest.mark.slow
 def test_contrast_inverted_head_fails_the_similarity_check(ixi, tmp_path):
     """A T2-like head (the IXI T1 with its head contrast inverted: a wrong series picked as T1) must
     fail: whatever the registration does, it cannot correlate with the T1 template."""
@@ -110,6 +112,7 @@ def test_philips_conversion_matches_the_dicom_and_dcm2niix_geometry(philips, sha
         assert round(ijk[slice_axis]) in (0, img.shape[slice_axis] - 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolution_mm", [4.0, 2.0])
 def test_philips_head_with_neck_registers_at_every_grid(philips, resolution_mm, tmp_path):
     """Issue 11: the neck used to lure the affine at the 4 mm grid (r = 0.19 < 0.4, subject lost)."""

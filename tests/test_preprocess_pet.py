@@ -433,6 +433,7 @@ def demo_session(tmp_path_factory) -> dict:
     return process_demo_cohort(root, out, DEMO_VOXEL_MM, sessions=1)[0]
 
 
+@pytest.mark.slow
 def test_demo_motion_within_half_mm_and_half_degree(demo_session):
     truth = pd.read_csv(demo_session["truth"] / "motion.tsv", sep="\t")
     table = pd.read_csv(demo_session["paths"]["motion"], sep="\t")
@@ -440,6 +441,7 @@ def test_demo_motion_within_half_mm_and_half_degree(demo_session):
     assert_motion_close(table, truth[motionmod.MOTION_COLUMNS[1:]].to_numpy())
 
 
+@pytest.mark.slow
 def test_demo_pet_to_t1_recovers_session_offset(demo_session):
     pet_to_t1 = np.loadtxt(demo_session["truth"] / "pet_to_t1.txt")  # PET world -> T1 world
     estimated = transforms.ants_linear_to_ras(ants.read_transform(str(demo_session["paths"]["pet2t1"])))
@@ -448,6 +450,7 @@ def test_demo_pet_to_t1_recovers_session_offset(demo_session):
     assert err.max() < 2.0, f"PET->T1 error up to {err.max():.2f} mm"
 
 
+@pytest.mark.slow
 def test_demo_averaged_input_skips_motion_and_recovers_suvr(demo_session):
     """data.pet_input: averaged (ADNI step 2, one frame): the same PET stage without motion correction."""
     from mri2tau.config import load_preset
@@ -484,6 +487,7 @@ def test_demo_averaged_input_skips_motion_and_recovers_suvr(demo_session):
     assert np.corrcoef(suvr[brain], raw_suvr[brain])[0, 1] > 0.95  # the same scan by either path
 
 
+@pytest.mark.slow
 def test_demo_suvr_within_5_percent_of_blurred_truth(demo_session):
     truth = np.asarray(nib.load(demo_session["truth"] / "suvr_template_blurred.nii.gz").dataobj)
     suvr = np.asarray(nib.load(demo_session["paths"]["suvr"]).dataobj)

@@ -253,6 +253,7 @@ def demo_processed(demo_cohort, tmp_path_factory) -> list[dict]:
     return sessions
 
 
+@pytest.mark.slow
 def test_gtm_halves_the_braak_error_against_the_demo_truth(demo_processed):
     """Truth = suvr_template (before the vendor gain and PSF); errors averaged over the demo sessions."""
     atlas = region_atlas(RES, 0)
