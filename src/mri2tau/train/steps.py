@@ -230,35 +230,28 @@ class Pix2PixFamily(Family):
     name = "pix2pix"
 
     def train_step(self, mri: Tensor, pet: Tensor, ctx: StepContext) -> Losses:
-        gen, disc, hp = self.nets["generator"], self.nets["discriminator"], self.hp
-        if _weight(hp, "lambda_adv", 1.0) == 0.0:
-            return self._regression_step(mri, pet, ctx)
+        """``lambda_adv: 0``: no adversarial term, so the discriminator is neither run nor updated
+        (the generator alone with λL1 and the optional extra term; ``g_adv``/``d_loss`` logged as 0)."""
+        disc, hp = self.nets["discriminator"], self.hp
+        lambda_adv = _weight(hp, "lambda_adv", 1.0)
         label_range = tuple(hp.get("real_label_range", (0.9, 1.0)))
         with ctx.autocast():
             fake = self.generate(mri)
-            d_real = disc(torch.cat([mri, pet], 1))
-            d_fake = disc(torch.cat([mri, fake.detach()], 1))
-            d_loss = 0.5 * d_loss_bce(d_real.float(), d_fake.float(), label_range)
-        ctx.update("discriminator", d_loss)
+        zero = torch.zeros((), device=fake.device)
+        d_loss = zero
+        if lambda_adv:
+            with ctx.autocast():
+                d_real = disc(torch.cat([mri, pet], 1))
+                d_fake = disc(torch.cat([mri, fake.detach()], 1))
+                d_loss = 0.5 * d_loss_bce(d_real.float(), d_fake.float(), label_range)
+            ctx.update("discriminator", d_loss)
         with frozen(disc), ctx.autocast():
-            g_adv = g_loss_bce(disc(torch.cat([mri, fake], 1)).float())
+            g_adv = g_loss_bce(disc(torch.cat([mri, fake], 1)).float()) if lambda_adv else zero
             l1 = l1_loss(fake.float(), pet)
             perc = self.extra_term(fake, pet)
-            g_loss = _weight(hp, "lambda_adv", 1.0) * g_adv + _weight(hp, "lambda_l1") * l1 + self.extra_weight * perc
+            g_loss = lambda_adv * g_adv + _weight(hp, "lambda_l1") * l1 + self.extra_weight * perc
         ctx.update("generator", g_loss)
         return _detached({"g_loss": g_loss, "g_adv": g_adv, "l1": l1, self.extra_name: perc, "d_loss": d_loss})
-
-    def _regression_step(self, mri: Tensor, pet: Tensor, ctx: StepContext) -> Losses:
-        """``lambda_adv: 0``: no adversarial term, so the discriminator is neither run nor updated
-        (the generator alone with λL1 and the optional extra term; ``g_adv``/``d_loss`` logged as 0)."""
-        with ctx.autocast():
-            fake = self.generate(mri)
-            l1 = l1_loss(fake.float(), pet)
-            perc = self.extra_term(fake, pet)
-            g_loss = _weight(self.hp, "lambda_l1") * l1 + self.extra_weight * perc
-        ctx.update("generator", g_loss)
-        zero = torch.zeros((), device=l1.device)
-        return _detached({"g_loss": g_loss, "g_adv": zero, "l1": l1, self.extra_name: perc, "d_loss": zero})
 
 
 @register_family
