@@ -37,7 +37,8 @@ def demo_cohort(tmp_path_factory) -> Path:
             raise
         pytest.skip("the demo cohort generator (mri2tau.demo.cohort) is not built yet")
     root = tmp_path_factory.mktemp("demo_cohort")
-    generate_cohort(root, subjects=DEMO_SUBJECTS, seed=DEMO_SEED, voxel_mm=DEMO_VOXEL_MM, all_manufacturers=True)
+    generate_cohort(root, subjects=DEMO_SUBJECTS, seed=DEMO_SEED, voxel_mm=DEMO_VOXEL_MM, all_manufacturers=True,
+                    workers=2)  # in parallel: test_deterministic_per_seed checks it against serial rendering
     return root
 
 

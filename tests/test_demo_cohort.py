@@ -113,7 +113,8 @@ def test_layout_csv_and_cohort_table(cohort, table):
 
 
 def test_deterministic_per_seed(cohort, table, tmp_path):
-    """Re-rendering subjects 1 and 2 alone gives the same bytes (per seed, whatever the cohort)."""
+    """Re-rendering subjects 1 and 2 alone, serially, gives the same bytes as the cohort fixture
+    (generated with 2 worker processes): per seed, whatever the cohort or the worker count."""
     params = json.loads((cohort / "truth" / "generator.json").read_text())
     seed = params["seed"]
     plans = [plan_subject(seed, i, N_SUBJECTS) for i in range(N_SUBJECTS)]

@@ -42,7 +42,7 @@ CONFIG = {
     "template": {"resolution_mm": VOXEL_MM},
     "slices": {"grid": 32, "positions": [116, 126, 136, 146]},
     "split": {"test_fraction": 0.2},
-    "train": {"device": "cpu", "overrides": SMALL},
+    "train": {"device": "cpu", "overrides": SMALL, "slice_set": "paper"},  # the four positions above
     "perceptual": {"kind": "none", "beta": 0.0},  # 3D objective: MSE only (fast on a CPU)
     "volumes": {"augment": {"enabled": False}},
 }

@@ -85,6 +85,9 @@ def test_synthetic_and_group_tables(paths):
     assert paths.session_indexes("mri", ["test"]) == [
         "results/derivatives/mri2tau/sessions_split-test_desc-mri_index.tsv"]
     assert slice_set_name(slice_set_stem("train", central=True)) == "train_central.npz"
+    assert paths.training_slices("paper") == ("results/slices/train.npz", "results/slices/train_index.tsv")
+    assert paths.training_slices("central") == ("results/slices/train_central.npz",
+                                                "results/slices/train_central_index.tsv")
 
 
 def test_entities_follow_bids_order_whatever_the_call_order():

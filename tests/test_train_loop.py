@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -13,7 +14,7 @@ from torch.utils.data import Dataset
 
 from mri2tau.models import registry
 from mri2tau.train import checkpoint, steps
-from mri2tau.train.checkpoint import load_checkpoint, load_generator, save_checkpoint
+from mri2tau.train.checkpoint import data_key, load_checkpoint, load_generator, save_checkpoint
 from mri2tau.train.loop import RunSettings, fit
 
 SIZE = 32
@@ -120,6 +121,36 @@ def test_checkpoint_of_other_hparams_is_not_resumed(tmp_path):
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["hparams"]["lr"] == 1e-3 and state["progress"]["epoch"] == 2
     assert list(pd.read_csv(tmp_path / "metrics.csv")["lr"]) == [1e-3, 5e-4]  # cosine over 2 epochs, afresh
+
+
+def test_checkpoint_of_other_training_data_is_not_resumed(tmp_path):
+    """A finished last.pt resumes (trains nothing) on the same data; on other data (new subjects,
+    new SUVR) the same hyper-parameters train afresh instead of returning the stale model."""
+    hp = registry.get("cgan").hparams("demo", epochs=1, ngf=4, num_downs=3, disc_channels=[4, 8, 8])
+    settings = RunSettings(device="cpu", progress_bar=False, max_steps_per_epoch=2)
+    data = {"a": PairedSlices(), "b": PairedSlices()}
+    data["b"].pet = data["b"].pet.flip(-1)  # same MRI, other PET
+    keys = {k: data_key([d.mri.numpy(), d.pet.numpy()], np.arange(len(d))) for k, d in data.items()}
+    weights = {}
+    for run, name in enumerate(["a", "a", "b"]):
+        fit("cgan", hp, data[name], tmp_path, settings, data_key=keys[name])
+        weights[run] = load_checkpoint(tmp_path / "model.pt")["state_dict"]
+    assert_same_tensors(weights[0], weights[1])  # resumed after its last epoch
+    assert any(not torch.equal(weights[0][k], v) for k, v in weights[2].items())
+    assert load_checkpoint(tmp_path / "last.pt")["data_key"] == keys["b"]
+
+
+def test_data_key_follows_bytes_and_selection(tmp_path):
+    mri = np.random.default_rng(0).standard_normal((5, 1, 8, 8)).astype(np.float16)
+    np.save(tmp_path / "mri.npy", mri)
+    on_disk = np.load(tmp_path / "mri.npy", mmap_mode="r")
+    key = data_key([mri], [0, 1, 2], [3])
+    assert data_key([on_disk], [0, 1, 2], [3]) == key
+    changed = mri.copy()
+    changed[4, 0, 7, 7] += 1
+    assert data_key([changed], [0, 1, 2], [3]) != key
+    assert data_key([mri], [0, 1, 3], [2]) != key
+    assert data_key([mri.astype(np.float32)], [0, 1, 2], [3]) != key
 
 
 def test_epoch_schedule_hook_is_called_every_epoch_and_after_resume(tmp_path, monkeypatch):

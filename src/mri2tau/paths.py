@@ -195,6 +195,12 @@ class RunPaths:
         self.figures_dir = f"{self.eval_dir}/figures"
         self.classifier_dir = f"{results}/classifier"
 
+    def training_slices(self, slice_set: str = "paper") -> tuple[str, str]:
+        """The 2D training slice set and its index: ``paper`` (14 positions) or ``central`` (100)."""
+        central = slice_set == "central"
+        npz, index = (self.slices_central, self.slices_central_index) if central else (self.slices, self.slices_index)
+        return npz.format(split="train"), index.format(split="train")
+
     def session_indexes(self, stage: str, splits: Sequence[str] = SPLIT_NAMES) -> list[str]:
         """The session index file of ``stage`` for each of ``splits``."""
         return [self.session_index.format(split=split, stage=stage) for split in splits]

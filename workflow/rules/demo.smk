@@ -2,6 +2,7 @@
 from mri2tau.paths import demo_truth_dir
 
 if config["data"]["source"] == "demo":
+    DEMO_MB_PER_SUBJECT = 2000 if config["demo"]["voxel_mm"] >= 2 else 4000
 
     rule demo_cohort:
         output:
@@ -12,9 +13,9 @@ if config["data"]["source"] == "demo":
             log_path("demo_cohort", "all"),
         conda:
             "../../envs/demo.yaml"
-        threads: 1
+        threads: config["demo"].get("threads", 1)
         resources:
-            mem_mb=2000 if config["demo"]["voxel_mm"] >= 2 else 4000,
+            mem_mb=lambda wc, threads: DEMO_MB_PER_SUBJECT * threads,  # per subject in flight
             runtime=10 if config["demo"]["voxel_mm"] >= 2 else 60,
         params:
             demo={

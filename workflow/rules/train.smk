@@ -17,10 +17,14 @@ TRAIN_SETTINGS = {
 }
 
 
+# (npz, index) of train.slice_set: paper (14 positions) | central (100)
+TRAINING_SLICES = paths.training_slices(config["train"].get("slice_set", "paper"))
+
+
 rule train_model:
     input:
-        slices=paths.slices.format(split="train"),
-        index=paths.slices_index.format(split="train"),
+        slices=TRAINING_SLICES[0],
+        index=TRAINING_SLICES[1],
     output:
         model=paths.model_file,
         metrics=paths.model_metrics,

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -215,15 +216,40 @@ def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
+def _generate_all(plans: Sequence[SubjectPlan], seed: int, voxel_mm: float, root: Path, all_manufacturers: bool,
+                  processed_pet_steps: Sequence[int], workers: int) -> None:
+    """Every subject of ``plans`` into ``root/ADNI`` + ``root/truth``, ``workers`` processes at a time.
+
+    Each subject draws only from its own seeded streams and writes only its own folders, so the
+    files do not depend on ``workers``.
+    """
+    args = (seed, voxel_mm, root / "ADNI", root / "truth", all_manufacturers, tuple(processed_pet_steps))
+    if workers <= 1 or len(plans) <= 1:
+        for plan in plans:
+            _log_plan(plan)
+            generate_subject(plan, *args)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(plans))) as pool:
+        futures = [(plan, pool.submit(generate_subject, plan, *args)) for plan in plans]
+        for plan, future in futures:
+            future.result()
+            _log_plan(plan)
+
+
+def _log_plan(plan: SubjectPlan) -> None:
+    log.info("demo subject %s (%s, %s, %s T1)", plan.ptid, plan.dx_bl, plan.manufacturer, plan.t1_orientation)
+
+
 def write_demo_cohort(dicom_root: str | Path, clinical_csv: str | Path, truth_dir: str | Path,
                       subjects: int = 12, seed: int = 0, voxel_mm: float = 2.0,
                       all_manufacturers: bool = False, processed_pet_steps: Sequence[int] = PROCESSED_PET_STEPS,
-                      second_visits: int = 0) -> pd.DataFrame:
+                      second_visits: int = 0, workers: int = 1) -> pd.DataFrame:
     """Generate the cohort into the three given paths (the Snakemake rule's outputs).
 
     ``dicom_root``: folder of ``<PTID>/...`` series; ``clinical_csv``: ADNIMERGE-shaped CSV;
     ``truth_dir``: ``cohort.tsv`` + ``visits.tsv`` + ``sub-<label>/``. ``processed_pet_steps``: ADNI
-    processed PET look-alikes per subject; ``second_visits``: subjects with a follow-up visit.
+    processed PET look-alikes per subject; ``second_visits``: subjects with a follow-up visit;
+    ``workers``: subjects generated in parallel (processes; the files are the same for any value).
     Returns the cohort table.
     """
     _check_args(subjects, voxel_mm)
@@ -233,11 +259,7 @@ def write_demo_cohort(dicom_root: str | Path, clinical_csv: str | Path, truth_di
     with tempfile.TemporaryDirectory(prefix=".demo-cohort-", dir=clinical_csv.parent) as tmp:
         tmp_path = Path(tmp)
         plans = [plan_subject(seed, i, subjects) for i in range(subjects)]
-        for plan in plans:
-            log.info("demo subject %s (%s, %s, %s T1)", plan.ptid, plan.dx_bl, plan.manufacturer,
-                     plan.t1_orientation)
-            generate_subject(plan, seed, voxel_mm, tmp_path / "ADNI", tmp_path / "truth",
-                             all_manufacturers, processed_pet_steps)
+        _generate_all(plans, seed, voxel_mm, tmp_path, all_manufacturers, processed_pet_steps, workers)
         adnimerge_table(plans).to_csv(tmp_path / "ADNIMERGE.csv", index=False)
         table = cohort_table(plans)
         table.to_csv(tmp_path / "truth" / "cohort.tsv", sep="\t", index=False)
@@ -256,9 +278,10 @@ def write_demo_cohort(dicom_root: str | Path, clinical_csv: str | Path, truth_di
 
 def generate_cohort(out_dir: str | Path, subjects: int = 12, seed: int = 0, voxel_mm: float = 2.0,
                     all_manufacturers: bool = False, processed_pet_steps: Sequence[int] = PROCESSED_PET_STEPS,
-                    second_visits: int = 0) -> pd.DataFrame:
+                    second_visits: int = 0, workers: int = 1) -> pd.DataFrame:
     """``out_dir/ADNI``, ``out_dir/ADNIMERGE.csv`` and ``out_dir/truth`` (see docs/demo-cohort.md)."""
     out = Path(out_dir)
     return write_demo_cohort(out / "ADNI", out / "ADNIMERGE.csv", out / "truth", subjects=subjects,
                              seed=seed, voxel_mm=voxel_mm, all_manufacturers=all_manufacturers,
-                             processed_pet_steps=processed_pet_steps, second_visits=second_visits)
+                             processed_pet_steps=processed_pet_steps, second_visits=second_visits,
+                             workers=workers)

@@ -3,7 +3,8 @@
 Two formats, both ``torch.save`` dicts loadable with ``weights_only=True``:
 
 * training checkpoint (``last.pt``): everything :func:`mri2tau.train.loop.fit` needs to resume
-  exactly (networks, optimizers, schedulers, grad scalers, RNG states, epoch, step, best).
+  exactly (networks, optimizers, schedulers, grad scalers, RNG states, epoch, step, best), and the
+  :func:`data_key` of the data it was trained on (a rerun on other data starts afresh).
 * generator file (``model.pt``, ``best.pt``): ``{"format", "model", "family", "dims",
   "hparams", "state_dict", "epoch", "data"}``: the MRI -> PET generator's weights, its
   registry name and hyper-parameters (to rebuild it) and the slice stage's settings
@@ -12,7 +13,9 @@ Two formats, both ``torch.save`` dicts loadable with ``weights_only=True``:
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,24 @@ from mri2tau.io.atomic import atomic_path
 from mri2tau.models import registry
 
 GENERATOR_FORMAT = "mri2tau-generator/1"
+CHUNK_BYTES = 1 << 24  # arrays are hashed in ~16 MB pieces (memory-mapped sets stay on disk)
+
+
+def data_key(arrays: Sequence[np.ndarray], *selections: Sequence[int]) -> str:
+    """SHA-256 over the training arrays' shapes, dtypes and bytes and the selected row indices.
+
+    Stored in ``last.pt``: a rerun resumes only on identical data (new subjects, another
+    reference region or slice set re-trains from scratch instead of finishing a stale run).
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        rows = max(1, CHUNK_BYTES // max(1, array[:1].nbytes))
+        for start in range(0, len(array), rows):
+            digest.update(np.ascontiguousarray(array[start:start + rows]).data)
+    for selection in selections:
+        digest.update(np.asarray(selection, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

@@ -186,10 +186,12 @@ class Progress:
 def _training_state(
     model: str, hp: dict[str, Any], nets: dict[str, nn.Module], family: Family,
     optimizers: dict, schedulers: dict, scalers: dict, progress: Progress, metrics: list[dict[str, Any]],
+    data_key: str | None,
 ) -> dict[str, Any]:
     return {
         "model": model,
         "hparams": hp,
+        "data_key": data_key,
         "nets": {k: v.state_dict() for k, v in nets.items()},
         "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
         "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
@@ -256,13 +258,15 @@ def fit(
     val_data: Dataset | None = None,
     extra_loss: nn.Module | None = None,
     data_info: dict[str, Any] | None = None,
+    data_key: str | None = None,
 ) -> Path:
     """Train registry model ``model`` with hyper-parameters ``hp``; return the path of ``model.pt``.
 
     ``train_data``/``val_data`` yield ``{"mri", "pet"}`` tensors (1, H, W) or (1, X, Y, Z).
     ``extra_loss``: optional extra generator term handed to the family (see
     :mod:`mri2tau.train.steps`: VGG perceptual for 2D, the 3D synthesis objective for 3D).
-    ``data_info`` is stored in the generator files (e.g. the slice stage's meta).
+    ``data_info`` is stored in the generator files (e.g. the slice stage's meta); ``data_key``
+    (:func:`mri2tau.train.checkpoint.data_key`) in ``last.pt``: resuming needs the same key.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,12 +286,13 @@ def fit(
     last = out_dir / LAST_CHECKPOINT_NAME
     if settings.resume and last.is_file():
         state = load_checkpoint(last, map_location=device)
-        if state["model"] == model and _same_hparams(state["hparams"], hp):
+        if state["model"] == model and _same_hparams(state["hparams"], hp) and state.get("data_key") == data_key:
             progress = _restore(state, nets, family, optimizers, schedulers, scalers)
             rows = list(state["metrics"])
             log.info("%s: resuming after epoch %d (step %d) from %s", model, progress.epoch, progress.step, last)
         else:
-            log.warning("%s: %s belongs to other hyper-parameters; starting afresh", model, last)
+            log.warning("%s: %s belongs to other hyper-parameters or other training data; starting afresh",
+                        model, last)
         del state
 
     loader_gen = torch.Generator()
@@ -335,7 +340,8 @@ def fit(
                "val_l1": val_l1, "monitored_l1": monitored, "best_l1": progress.best,
                "seconds": time.perf_counter() - start, **schedule_info}
         rows.append(row)
-        save_checkpoint(last, _training_state(model, hp, nets, family, optimizers, schedulers, scalers, progress, rows))
+        save_checkpoint(last, _training_state(model, hp, nets, family, optimizers, schedulers, scalers, progress, rows,
+                                              data_key))
         _write_metrics(metrics_path, rows)
         for key, value in row.items():
             if isinstance(value, (int, float)) and key != "epoch":

@@ -36,6 +36,7 @@ from mri2tau.log import get_logger
 from mri2tau.losses.ssim3d import build_synthesis_loss
 from mri2tau.models import registry
 from mri2tau.train.baseline import fit_mean
+from mri2tau.train.checkpoint import data_key
 from mri2tau.train.loop import RunSettings, fit
 
 log = get_logger("train")
@@ -45,13 +46,15 @@ log = get_logger("train")
 class TrainingData:
     """A model's training data: the sample ``index`` (``sub`` column for the hold-out),
     ``dataset(rows, training)`` (``training`` False: the validation set), the extra generator
-    term, the meta stored in the generator files, and what the samples are (for the log)."""
+    term, the meta stored in the generator files, what the samples are (for the log) and the
+    arrays behind them (for the resume key)."""
 
     index: pd.DataFrame
     dataset: Callable[[np.ndarray, bool], Dataset]
     extra_loss: nn.Module | None
     data_info: dict[str, Any]
     what: str
+    arrays: tuple[np.ndarray, ...]
 
 
 def _check_image_size(model: str, what: str, found: object, expected: object, path: str | Path, fix: str,
@@ -72,7 +75,8 @@ def slice_data(model: str, path: str | Path, hparams: dict[str, Any], train_conf
         from mri2tau.losses.perceptual import VGGPerceptualLoss
 
         perceptual = VGGPerceptualLoss(weights=str(train_config.get("vgg_weights", "imagenet")))
-    return TrainingData(slices.index, lambda rows, _: SliceDataset(slices, rows), perceptual, slices.meta, "slices")
+    return TrainingData(slices.index, lambda rows, _: SliceDataset(slices, rows), perceptual, slices.meta, "slices",
+                        (slices.mri, slices.pet))
 
 
 def volume_data(model: str, path: str | Path, hparams: dict[str, Any], train_config: dict[str, Any]) -> TrainingData:
@@ -85,7 +89,7 @@ def volume_data(model: str, path: str | Path, hparams: dict[str, Any], train_con
     log.info("%s: volumes of %s; perceptual %s", model, volumes.geometry.shape, hparams["perceptual"].get("kind"))
     return TrainingData(
         volumes.index, lambda rows, training: VolumeDataset(volumes, rows, augment if training else None),
-        build_synthesis_loss(hparams["perceptual"]), volumes.meta, "volumes",
+        build_synthesis_loss(hparams["perceptual"]), volumes.meta, "volumes", (volumes.mri, volumes.pet),
     )
 
 
@@ -107,4 +111,5 @@ def train_model(model: str, data: str | Path, out_dir: str | Path, hparams: dict
         model, hparams, prepared.dataset(train_rows, True), out_dir, settings,
         val_data=prepared.dataset(val_rows, False) if len(val_rows) else None,
         extra_loss=prepared.extra_loss, data_info=prepared.data_info,
+        data_key=data_key(prepared.arrays, train_rows, val_rows),
     )
