@@ -115,13 +115,15 @@ def test_harmonization_setting_change_reruns_harmonization_only(done, tmp_path):
 
 
 def test_training_setting_reruns_training_and_what_follows_only(tmp_path_factory, tmp_path):
-    """After a run through training (one small model): a new training seed retrains only.
+    """After a run through training (one small model): a new training seed, or the other 2D
+    training slice set (demo: central -> paper), retrains only.
 
     (synthesize/evaluate, which follow training, are not in this run: test budget.)
     """
     trained = training_run(tmp_path_factory.getbasetemp())
     assert planned_jobs(trained, "all") == set()
-    override = config_override(tmp_path / "train.yaml", {"train": {"seed": 1}})
-    planned = planned_jobs(trained, "all", *override)
-    assert planned == forced_jobs(trained, ["train_model"], "all") == {"train_model[model=cgan]", "all"}
-    assert not rules_of(planned) & set(stage_rules(*PREPROCESSING_STAGES, "slices"))
+    for name, change in [("seed", {"seed": 1}), ("slices", {"slice_set": "paper"})]:
+        override = config_override(tmp_path / f"{name}.yaml", {"train": change})
+        planned = planned_jobs(trained, "all", *override)
+        assert planned == forced_jobs(trained, ["train_model"], "all") == {"train_model[model=cgan]", "all"}, name
+        assert not rules_of(planned) & set(stage_rules(*PREPROCESSING_STAGES, "slices")), name

@@ -33,3 +33,21 @@ def test_tables_values_order_and_files(tmp_path):
     md = (tmp_path / "table3_models.md").read_text()
     assert "± " in md and "cgan" in md
     assert (tmp_path / "table4_diagnosis.tsv").exists()
+
+
+def test_every_table_compares_with_the_mean_floor(tmp_path):
+    """With a ``mean`` row: a model's brain MSE over the floor's, per table and per diagnosis group."""
+    rows = _rows()
+    rows = pd.concat([rows, rows[rows.model == "cgan"].assign(model="mean", mse=lambda d: d["mse"] * 2)])
+    rows["mse_brain"], rows["psnr_brain"], rows["ssim_brain"] = rows["mse"] * 3, rows["psnr"], rows["ssim"]
+    rows.loc[(rows.model == "mean") & (rows.dx_group == "AD"), "mse_brain"] *= 5
+    tables = paper_tables(rows, tmp_path)
+    t3 = tables["table3_models"].set_index("model")
+    assert t3.index[0] == "mean" and t3.loc["mean", "mse_brain_vs_mean"] == pytest.approx(1.0)
+    assert t3.loc["vqgan", "mse_brain_vs_mean"] == pytest.approx(t3.loc["vqgan", "mse_brain_mean"]
+                                                                 / t3.loc["mean", "mse_brain_mean"])
+    t4 = tables["table4_diagnosis"].set_index(["model", "dx_group"])
+    assert t4.loc[("cgan", "CN"), "mse_brain_vs_mean"] == pytest.approx(0.5)  # the floor is 2x cgan
+    assert t4.loc[("cgan", "AD"), "mse_brain_vs_mean"] == pytest.approx(0.1)  # ... and 10x in AD
+    assert "MSE (brain) / mean" in (tmp_path / "table3_models.md").read_text()
+    assert "mse_brain_vs_mean" not in paper_tables(_rows(), tmp_path / "no_floor")["table3_models"]

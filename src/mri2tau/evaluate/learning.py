@@ -26,6 +26,7 @@ import pandas as pd
 
 from mri2tau.config import deep_merge, resolve_config
 from mri2tau.evaluate.roi import agreement_table
+from mri2tau.evaluate.tables import relative_to_floor
 from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.models.defaults import baselines_first, model_dims
 from mri2tau.paths import slice_set_name, slice_set_stem
@@ -210,6 +211,7 @@ def summary(tables: Mapping[str, pd.DataFrame], table5: pd.DataFrame | None, res
             row.update(accuracy=t5.loc[model, "accuracy"], auc=t5.loc[model, "auc"])
         out.append(row)
     table = pd.DataFrame(out)
-    if "mean" in metrics.index:
-        table.insert(7, "mse_brain_vs_mean", table["mse_brain"] / float(metrics.loc["mean", "mse_brain"]))
+    ratio = relative_to_floor(table, "mse_brain", ["model"])
+    if ratio is not None:
+        table.insert(7, "mse_brain_vs_mean", ratio)
     return table

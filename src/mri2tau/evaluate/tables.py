@@ -2,7 +2,9 @@
 
 Input rows: one per (model, subject, slice) with columns ``model, sub, dx_group, mse, psnr,
 ssim`` and optionally ``mse_brain, psnr_brain, ssim_brain``. Cells are "mean ± sd" over rows
-(as the MCR-VQGAN paper reports per test slice). Every table is written as TSV (numbers) and
+(as the MCR-VQGAN paper reports per test slice). With a ``mean`` baseline row, each table also
+has ``<mse>_vs_mean``: a model's mean (brain) MSE over the floor's in the same group (< 1: the
+model learned something from the MRI). Every table is written as TSV (numbers) and
 Markdown and HTML (formatted cells; the HTML is what the Snakemake report shows).
 """
 
@@ -22,7 +24,31 @@ BRAIN_METRICS = ("mse_brain", "psnr_brain", "ssim_brain")
 # Table I rows: the mean-image floor, the VQGAN baseline and the three MCR-VQGAN ablation steps.
 ABLATION_ORDER = ("mean", "vqgan", "mcr_vqgan_ms", "mcr_vqgan_ms_res", "mcr_vqgan")
 DX_ORDER = ("CN", "MCI", "AD")
-_DECIMALS = {"mse": 4, "psnr": 2, "ssim": 4}
+_DECIMALS = {"mse": 5, "psnr": 2, "ssim": 4}
+FLOOR_MODEL = "mean"  # the mean-image baseline (models/baseline.py): the floor of every table
+
+
+def relative_to_floor(table: pd.DataFrame, column: str, by: list[str]) -> pd.Series | None:
+    """``column`` over the ``mean`` model's value in the same group (the ``by`` columns other than
+    ``model``); None when the table has no ``mean`` row."""
+    floor = table[table["model"] == FLOOR_MODEL]
+    if floor.empty:
+        return None
+    keys = [c for c in by if c != "model"]
+    if not keys:
+        return table[column] / float(floor[column].iloc[0])
+    reference = table[keys].merge(floor[[*keys, column]], on=keys, how="left")[column].to_numpy()
+    return table[column] / reference
+
+
+def _with_floor_ratio(stats: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Add ``mse_brain_vs_mean`` (or ``mse_vs_mean`` without brain columns) when there is a floor row."""
+    metric = "mse_brain" if "mse_brain_mean" in stats else "mse"
+    if "model" in by and f"{metric}_mean" in stats:
+        ratio = relative_to_floor(stats, f"{metric}_mean", by)
+        if ratio is not None:
+            stats[f"{metric}_vs_mean"] = ratio.to_numpy()
+    return stats
 
 
 def _fmt(mean: float, sd: float, metric: str) -> str:
@@ -43,7 +69,7 @@ def metric_table(rows: pd.DataFrame, by: list[str], order: dict[str, tuple[str, 
         rank = {v: i for i, v in enumerate(wanted)}
         stats = stats[stats[column].isin(rank)] if wanted else stats
         stats = stats.sort_values(column, key=lambda s: s.map(rank), kind="stable")
-    return stats.reset_index(drop=True)
+    return _with_floor_ratio(stats.reset_index(drop=True), by)
 
 
 def formatted(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -54,6 +80,9 @@ def formatted(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             shown[metric.upper().replace("_BRAIN", " (brain)")] = [
                 _fmt(m, s, metric) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])
             ]
+    for metric in ("mse_brain", "mse"):
+        if f"{metric}_vs_mean" in table:
+            shown[f"{metric.upper().replace('_BRAIN', ' (brain)')} / mean"] = table[f"{metric}_vs_mean"].round(3)
     return shown
 
 
