@@ -239,13 +239,15 @@ def test_each_2d_family_takes_steps(model, tmp_path):
 
 
 def test_cgan_without_adversarial_weight_trains_the_generator_only(tmp_path):
-    """``lambda_adv: 0`` (the demo's cgan): the U-Net learns by L1, the discriminator is never run."""
+    """``lambda_adv: 0`` (the demo's cgan): the U-Net learns by L1, the discriminator is never run
+    (nor its LR scheduler stepped: no "lr_scheduler.step() before optimizer.step()" warning)."""
     spec = registry.get("cgan")
     hp = spec.hparams("demo", **(FAMILY_MODELS["cgan"] | {"image_size": SIZE, "lambda_adv": 0.0, "epochs": 2}))
     settings = RunSettings(device="cpu", progress_bar=False, max_steps_per_epoch=2, seed=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the idle discriminator's scheduler
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fit("cgan", hp, PairedSlices(), tmp_path, settings)
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert (metrics["d_loss"] == 0).all() and (metrics["g_adv"] == 0).all()
     assert metrics["l1"].iloc[-1] < metrics["l1"].iloc[0]

@@ -328,8 +328,8 @@ def fit(
         means = run_epoch(bar, train_batch, n_batches)
         bar.close()
         lr = optimizers["generator"].param_groups[0]["lr"]
-        for scheduler in schedulers.values():
-            scheduler.step()
+        for group in family.stepped_groups():
+            schedulers[group].step()
         val_l1 = validation_l1(family, val_loader, device, fmt, autocast) if val_loader is not None else None
         monitored = val_l1 if val_l1 is not None else means["l1"]
         progress.epoch = epoch + 1

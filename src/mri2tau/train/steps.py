@@ -147,6 +147,10 @@ class Family:
         #: metrics name of the extra term: ``perceptual`` (2D VGG) or ``synthesis`` (3D objective)
         self.extra_name = "synthesis" if key == "lambda_synthesis" else "perceptual"
 
+    def stepped_groups(self) -> tuple[str, ...]:
+        """The optimizer groups :meth:`train_step` updates (their LR schedulers step per epoch)."""
+        return tuple(self.optimizer_groups)
+
     def generate(self, mri: Tensor) -> Tensor:
         """Synthetic PET from MRI (generators returning ``(pet, aux)`` are unwrapped)."""
         out = self.nets["generator"](mri)
@@ -228,6 +232,10 @@ class Pix2PixFamily(Family):
     """cGAN / pix2pix: conditional PatchGAN on concat(MRI, PET), λL1 = 100."""
 
     name = "pix2pix"
+
+    def stepped_groups(self) -> tuple[str, ...]:
+        """Without the adversarial term (``lambda_adv: 0``) the discriminator is never updated."""
+        return tuple(g for g in self.optimizer_groups if g != "discriminator" or _weight(self.hp, "lambda_adv", 1.0))
 
     def train_step(self, mri: Tensor, pet: Tensor, ctx: StepContext) -> Losses:
         """``lambda_adv: 0``: no adversarial term, so the discriminator is neither run nor updated
