@@ -404,7 +404,7 @@ def test_cli(tmp_path, capsys):
         args = parser.parse_args(["demo-cohort", *argv])
         return args.func(args)
 
-    assert run(str(tmp_path / "c"), "--subjects", "1", "--seed", "1", "--voxel-mm", "4") == 0
+    assert run(str(tmp_path / "c"), "--subjects", "1", "--seed", "1", "--voxel-mm", "4", "--workers", "2") == 0
     assert len(pd.read_csv(tmp_path / "c" / "ADNIMERGE.csv")) == 1
     assert run(str(tmp_path / "d"), "--subjects", "0") == 2
     assert "demo.subjects" in capsys.readouterr().err

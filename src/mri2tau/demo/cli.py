@@ -1,4 +1,5 @@
-"""``mri2tau demo-cohort OUT --subjects N --seed S --voxel-mm V [--all-manufacturers] [--second-visits K]``."""
+"""``mri2tau demo-cohort OUT --subjects N --seed S --voxel-mm V [--all-manufacturers] [--second-visits K]
+[--workers W]``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ADNI processed PET look-alikes beside each raw series (default 2 4; none: no value)")
     p.add_argument("--second-visits", type=int, default=0,
                    help="subjects with a second tau PET visit + T1 one year later (default 0)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="subjects rendered in parallel processes (default 1; the files do not depend on it)")
     p.set_defaults(func=_run)
 
 
@@ -37,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         generate_cohort(args.out, subjects=args.subjects, seed=args.seed, voxel_mm=args.voxel_mm,
                         all_manufacturers=args.all_manufacturers, processed_pet_steps=args.processed_pet_steps,
-                        second_visits=args.second_visits)
+                        second_visits=args.second_visits, workers=args.workers)
     except PipelineInputError as exc:
         print(f"mri2tau demo-cohort: {exc}", file=sys.stderr)
         return 2
