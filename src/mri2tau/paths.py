@@ -67,6 +67,12 @@ def slice_set_stem(split: str, central: bool = False) -> str:
     return f"{split}_central" if central else split
 
 
+def training_slice_stem(slice_set: str) -> str:
+    """Stem of the 2D training set for ``train.slice_set``: ``paper`` -> ``train`` (14 positions),
+    ``central`` -> ``train_central`` (the central 100)."""
+    return slice_set_stem("train", central=slice_set == "central")
+
+
 def slice_set_name(stem: str) -> str:
     """``<stem>.npz``: a slice set's arrays (mri, pet, meta)."""
     return f"{stem}.npz"
@@ -195,11 +201,10 @@ class RunPaths:
         self.figures_dir = f"{self.eval_dir}/figures"
         self.classifier_dir = f"{results}/classifier"
 
-    def training_slices(self, slice_set: str = "paper") -> tuple[str, str]:
-        """The 2D training slice set and its index: ``paper`` (14 positions) or ``central`` (100)."""
-        central = slice_set == "central"
-        npz, index = (self.slices_central, self.slices_central_index) if central else (self.slices, self.slices_index)
-        return npz.format(split="train"), index.format(split="train")
+    def training_slices(self, slice_set: str) -> tuple[str, str]:
+        """The 2D training slice set and its index for ``train.slice_set`` (:func:`training_slice_stem`)."""
+        stem = training_slice_stem(slice_set)
+        return f"{self.slices_dir}/{slice_set_name(stem)}", f"{self.slices_dir}/{index_name(stem)}"
 
     def session_indexes(self, stage: str, splits: Sequence[str] = SPLIT_NAMES) -> list[str]:
         """The session index file of ``stage`` for each of ``splits``."""

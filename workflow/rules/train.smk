@@ -18,7 +18,7 @@ TRAIN_SETTINGS = {
 
 
 # (npz, index) of train.slice_set: paper (14 positions) | central (100)
-TRAINING_SLICES = paths.training_slices(config["train"].get("slice_set", "paper"))
+TRAINING_SLICES = paths.training_slices(config["train"]["slice_set"])
 
 
 rule train_model:

@@ -29,7 +29,7 @@ from mri2tau.evaluate.roi import agreement_table
 from mri2tau.evaluate.tables import relative_to_floor
 from mri2tau.io.atomic import write_tsv_atomic
 from mri2tau.models.defaults import baselines_first, model_dims
-from mri2tau.paths import slice_set_name, slice_set_stem
+from mri2tau.paths import slice_set_name, training_slice_stem
 from mri2tau.templates import roi_masks
 
 METRIC_COLUMNS = ("mse", "psnr", "ssim", "mse_brain", "psnr_brain", "ssim_brain")
@@ -130,9 +130,8 @@ class LearningRun:
 
         settings = {**self.config["train"], "vgg_weights": self.config["perceptual"].get("vgg_weights", "imagenet"),
                     "threads": self.threads, "progress_bar": False}
-        central = self.config["train"].get("slice_set", "paper") == "central"
-        data = (self.root / "slices" / slice_set_name(slice_set_stem("train", central)) if model_dims(model) == 2
-                else self.root / "volumes")
+        stem = training_slice_stem(self.config["train"]["slice_set"])
+        data = self.root / "slices" / slice_set_name(stem) if model_dims(model) == 2 else self.root / "volumes"
         return train_model(model, data, self.model_dir(model), self.hparams(model), settings)
 
     def synthesize(self, model: str, splits: Path | None = None) -> pd.DataFrame:
