@@ -9,6 +9,7 @@ planning are measured; nothing runs.
     .venv/bin/python bench/dag.py                 # 100, 500, 2000 subjects, one session each
     .venv/bin/python bench/dag.py 1000 --visits 2 # data.sessions: all, 2 tau PET visits a subject
     .venv/bin/python bench/dag.py 100 --keep DIR  # keep the working directory for a look
+    .venv/bin/python bench/dag.py 2000 --repeat 3 # best of 3 dry runs each (noisy machines)
 
 For scale, the last columns time the same dry run of a minimal Snakefile of the same shape (a
 checkpoint listing the sessions, a chain of empty per-session rules giving the same number of
@@ -109,29 +110,21 @@ def touch_missing_inputs(workdir: Path, output: str) -> bool:
     return bool(paths)
 
 
-def bench(n: int, keep: Path | None = None, visits: int = 1) -> tuple[float, float, int]:
-    """Wall and CPU (user+sys) seconds of ``snakemake -n all`` with ``n`` subjects of ``visits``
-    sessions each (``data.sessions: all`` when more than one); jobs planned.
-
-    CPU time is what a loaded machine does not inflate (wall = CPU on an idle one).
-    """
-    with tempfile.TemporaryDirectory(prefix=f"mri2tau-dag-{n}-") as tmp:
-        workdir = keep / f"n{n}" if keep else Path(tmp)
-        user = {"preset": "demo", "demo": {"subjects": n},
-                "data": {"sessions": "first" if visits == 1 else "all"}}
-        copy_workflow(workdir, user)
-        fake_checkpoints(workdir, resolve_config(user), n, visits)
-        for _ in range(MAX_SETUP_ROUNDS):  # inputs other stages need beyond the checkpoint
-            res = dry_run(workdir)
-            if res.returncode == 0 or not touch_missing_inputs(workdir, res.stdout):
-                break
-        if res.returncode != 0:
-            raise SystemExit(f"dry run failed for n={n}:\n{res.stdout[-4000:]}")
-        cpu0, start = _children_cpu(), time.perf_counter()
+def prepare(workdir: Path, n: int, visits: int = 1) -> int:
+    """The workflow in ``workdir`` with ``n`` subjects of ``visits`` sessions each
+    (``data.sessions: all`` when more than one), both checkpoints faked as done; jobs planned."""
+    user = {"preset": "demo", "demo": {"subjects": n},
+            "data": {"sessions": "first" if visits == 1 else "all"}}  # fmt: skip
+    copy_workflow(workdir, user)
+    fake_checkpoints(workdir, resolve_config(user), n, visits)
+    for _ in range(MAX_SETUP_ROUNDS):  # inputs other stages need beyond the checkpoint
         res = dry_run(workdir)
-        wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
-        m = re.search(r"^total\s+(\d+)$", res.stdout, re.M)
-        return wall, cpu, int(m.group(1)) if m else 0
+        if res.returncode == 0 or not touch_missing_inputs(workdir, res.stdout):
+            break
+    if res.returncode != 0:
+        raise SystemExit(f"dry run failed for n={n}:\n{res.stdout[-4000:]}")
+    m = re.search(r"^total\s+(\d+)$", res.stdout, re.M)
+    return int(m.group(1)) if m else 0
 
 
 FLOOR_SNAKEFILE = """
@@ -177,22 +170,27 @@ def script_floor_snakefile() -> str:
     return re.sub(r'^( +)shell: "touch \{output\}"$', directives, FLOOR_SNAKEFILE, flags=re.M)
 
 
-def floor(n: int, jobs: int, script: bool = False) -> tuple[float, float]:
-    """Wall and CPU seconds of ``snakemake -n`` for a minimal workflow with ``n`` sessions and
-    ~``jobs`` jobs (``script``: rules with ``script:``, ``conda:``, ``log:`` etc., not ``shell:``)."""
+def prepare_floor(workdir: Path, n: int, jobs: int, script: bool = False) -> None:
+    """A minimal workflow in ``workdir`` with ``n`` sessions and ~``jobs`` jobs (``script``:
+    rules with ``script:``, ``conda:``, ``log:`` etc., not ``shell:``)."""
     steps = max(1, round((jobs - 1) / n))
     snakefile = script_floor_snakefile() if script else FLOOR_SNAKEFILE
-    with tempfile.TemporaryDirectory(prefix=f"mri2tau-dagfloor-{n}-") as tmp:
-        (Path(tmp) / "Snakefile").write_text(f"STEPS = {steps}\n" + snakefile)
-        (Path(tmp) / "step.py").write_text("")
-        (Path(tmp) / "env.yaml").write_text("dependencies: [python]\n")
-        (Path(tmp) / "sessions.tsv").write_text("".join(f"S{i:05d}\n" for i in range(n)))
-        cpu0, start = _children_cpu(), time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all"], cwd=tmp, env=env(), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-        if res.returncode != 0:
-            raise SystemExit(f"floor dry run failed for n={n}:\n{res.stdout[-3000:]}")
-        return time.perf_counter() - start, _children_cpu() - cpu0
+    (workdir / "Snakefile").write_text(f"STEPS = {steps}\n" + snakefile)
+    (workdir / "step.py").write_text("")
+    (workdir / "env.yaml").write_text("dependencies: [python]\n")
+    (workdir / "sessions.tsv").write_text("".join(f"S{i:05d}\n" for i in range(n)))
+
+
+def timed_dry_run(workdir: Path) -> tuple[float, float]:
+    """Wall and CPU (user+sys) seconds of ``snakemake -n all`` in ``workdir``.
+
+    CPU time is what a loaded machine does not inflate (wall = CPU on an idle one)."""
+    cpu0, start = _children_cpu(), time.perf_counter()
+    res = dry_run(workdir)
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
+    if res.returncode != 0:
+        raise SystemExit(f"dry run failed in {workdir}:\n{res.stdout[-3000:]}")
+    return wall, cpu
 
 
 def _children_cpu() -> float:
@@ -206,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--visits", type=int, default=1,
                     help="tau PET sessions per subject (> 1: data.sessions: all)")
     ap.add_argument("--keep", type=Path, help="build the working directories here and keep them")
+    ap.add_argument("--repeat", type=int, default=1, help="dry runs per figure; the least is printed")
     ap.add_argument("--script-floor", action="store_true",
                     help="also time the floor with script/conda/log/resources rules (CPU s, ratio)")
     args = ap.parse_args(argv)
@@ -213,14 +212,32 @@ def main(argv: list[str] | None = None) -> None:
           f"{'floor, same jobs: wall / cpu (s)':>32}  {'cpu ratio':>9}"
           + (f"  {'script floor cpu (s)':>20}  {'ratio':>5}" if args.script_floor else ""))
     for n in args.sizes:
-        wall, cpu, jobs = bench(n, args.keep, args.visits)
-        floor_wall, floor_cpu = floor(n * args.visits, jobs)
-        line = (f"{n:>8}  {n * args.visits:>8}  {jobs:>7}  {wall:>18.1f} / {cpu:>5.1f}  "
-                f"{floor_wall:>23.1f} / {floor_cpu:>5.1f}  {cpu / floor_cpu:>9.2f}")
-        if args.script_floor:
-            script_cpu = floor(n * args.visits, jobs, script=True)[1]
-            line += f"  {script_cpu:>20.1f}  {cpu / script_cpu:>5.2f}"
-        print(line, flush=True)
+        print(_row(n, args), flush=True)
+
+
+def _row(n: int, args: argparse.Namespace) -> str:
+    """One table line for ``n`` subjects: the workflow and its floors timed in turn,
+    ``args.repeat`` times, so a slow spell of a shared machine hits all of them; least of each."""
+    kinds = ["ours", "floor"] + (["script floor"] if args.script_floor else [])
+    with tempfile.TemporaryDirectory(prefix=f"mri2tau-dag-{n}-") as tmp:
+        dirs = {kind: (args.keep / f"n{n}" if args.keep and kind == "ours" else Path(tmp) / kind.replace(" ", "_"))
+                for kind in kinds}  # fmt: skip
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        jobs = prepare(dirs["ours"], n, args.visits)
+        for kind in kinds[1:]:
+            prepare_floor(dirs[kind], n * args.visits, jobs, script=kind == "script floor")
+        runs: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+        for _ in range(args.repeat):
+            for kind in kinds:
+                runs[kind].append(timed_dry_run(dirs[kind]))
+    (wall, cpu), (floor_wall, floor_cpu) = (tuple(map(min, zip(*runs[k]))) for k in kinds[:2])
+    line = (f"{n:>8}  {n * args.visits:>8}  {jobs:>7}  {wall:>18.1f} / {cpu:>5.1f}  "
+            f"{floor_wall:>23.1f} / {floor_cpu:>5.1f}  {cpu / floor_cpu:>9.2f}")
+    if args.script_floor:
+        script_cpu = min(c for _, c in runs["script floor"])
+        line += f"  {script_cpu:>20.1f}  {cpu / script_cpu:>5.2f}"
+    return line
 
 
 if __name__ == "__main__":

@@ -112,6 +112,20 @@ def test_workflow_parse_imports_no_torch():
     assert out.strip() == "[]", (modules, out)
 
 
+def test_parsing_the_workflow_tunes_the_planning_gc(tmp_path):
+    """Snakemake's process runs with the collector tuned for large DAGs once it has parsed the
+    workflow (bench/dag.py: ~1/5 less dry-run CPU at 500-2,000 sessions); Python's defaults
+    (700, 10, 10; nothing frozen) would fail this."""
+    from mri2tau.smk import GC_YOUNG_THRESHOLD
+
+    wd = copy_workflow(tmp_path / "wd", {"preset": "demo"})
+    code = ("import atexit, gc, sys; atexit.register(lambda: print('GC', gc.get_threshold()[0], gc.get_freeze_count()));"
+            "sys.argv = ['snakemake', '--list-rules']; from snakemake.cli import main; main()")
+    out = subprocess.run([sys.executable, "-c", code], cwd=wd, capture_output=True, text=True).stdout
+    threshold, frozen = map(int, re.search(r"^GC (\d+) (\d+)$", out, re.M).groups())
+    assert threshold == GC_YOUNG_THRESHOLD and frozen > 10_000, out
+
+
 def test_torch_free_model_table_matches_the_registry():
     from mri2tau.models import registry
     from mri2tau.models.defaults import DIMS, PRESETS

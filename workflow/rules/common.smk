@@ -8,11 +8,14 @@ from snakemake.utils import min_version
 from mri2tau.config import resolve_config, validate_config
 from mri2tau.data.split import sessions_in_split
 from mri2tau.paths import SPLIT_NAMES, RunPaths, log_path, sidecar
+from mri2tau.smk import tune_gc_for_planning
 
 # torch-free (read while the workflow parses: every snakemake call and every cluster job)
 from mri2tau.train.hparams import enabled_2d_models, enabled_3d_models
 
 min_version("9.0")
+# a large cohort's DAG is millions of small objects: collect garbage less often (bench/dag.py)
+tune_gc_for_planning()
 
 _resolved = resolve_config(config)
 config.clear()
